@@ -1,0 +1,202 @@
+"""The engine every surface uses: one embedder, one store, one retriever, one answerer.
+
+``Engine.ask`` returns the answer as the JSON-ready dict that ``qa ask --json``, the HTTP
+API and the evaluation share (schema in the README).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from llama_index.core.schema import QueryBundle
+
+from qa.answer import REFUSAL, ExtractiveAnswerer, Selection
+from qa.embedding import MiniLMEmbedding
+from qa.errors import QAError
+from qa.followup import condense
+from qa.indexer import index_fingerprint
+from qa.retrieve import DenseRetriever, HybridRetriever, KeywordRetriever, PassageTable
+from qa.settings import Settings
+from qa.store import Store, StoredPassage
+
+RETRIEVERS = ("hybrid", "dense", "bm25")
+
+
+def validate_question(question: object, max_chars: int) -> str:
+    if not isinstance(question, str):
+        raise QAError("the question must be a string")
+    if not question.strip():
+        raise QAError("the question is empty")
+    if len(question) > max_chars:
+        raise QAError(f"the question is {len(question)} characters long; the limit is {max_chars}")
+    return question.strip()
+
+
+def validate_history(history: object) -> list[dict]:
+    if history is None:
+        return []
+    if not isinstance(history, list):
+        raise QAError("history must be a list of {role, content} turns")
+    for i, turn in enumerate(history):
+        if (
+            not isinstance(turn, dict)
+            or turn.get("role") not in ("user", "assistant")
+            or not isinstance(turn.get("content"), str)
+        ):
+            raise QAError(
+                f"history[{i}] must be {{'role': 'user'|'assistant', 'content': str}}"
+            )
+    return history
+
+
+class Engine:
+    """Question answering over the index. Thread-safe for concurrent ``ask`` calls."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: MiniLMEmbedding | None = None,
+        retriever: str = "hybrid",
+    ) -> None:
+        if retriever not in RETRIEVERS:
+            raise QAError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+        self.settings = settings
+        self.retriever_name = retriever
+        self.embedder = embedder or MiniLMEmbedding(settings.onnx_threads, settings.embed_batch_size)
+        self.store = Store(settings, index_fingerprint(settings))
+        self._lock = threading.Lock()
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the stored passages (after an index change) and rebuild the keyword side."""
+        table = PassageTable(list(self.store.iter_passages()))
+        if not table.passages:
+            raise QAError(f"the index at {self.store.where} is empty: run `qa index`")
+        with self._lock:
+            self.table = table
+            self.answerer = ExtractiveAnswerer(table.keyword, self.embedder)
+
+    def _retriever(self, top_k: int):
+        n = max(self.settings.candidates, top_k)
+        dense = DenseRetriever(self.store, self.table, self.embedder, n)
+        keyword = KeywordRetriever(self.table, n)
+        if self.retriever_name == "dense":
+            return dense
+        if self.retriever_name == "bm25":
+            return keyword
+        return HybridRetriever([dense, keyword], k=self.settings.rrf_k, top_n=top_k)
+
+    def retrieve(
+        self, query: str, top_k: int, vector: np.ndarray | None = None
+    ) -> list[tuple[StoredPassage, float]]:
+        if vector is None:
+            vector = self.embedder.embed([query])[0]
+        bundle = QueryBundle(query_str=query, embedding=vector.tolist())
+        hits = self._retriever(top_k).retrieve(bundle)[:top_k]
+        return [(self.table.by_id[h.node.node_id], float(h.score or 0.0)) for h in hits]
+
+    def ask(
+        self, question: object, history: object = None, top_k: object = None
+    ) -> dict[str, Any]:
+        question = validate_question(question, self.settings.max_question_chars)
+        history = validate_history(history)
+        if top_k is None:
+            top_k = self.settings.top_k
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50:
+            raise QAError("top_k must be a whole number from 1 to 50")
+
+        t0 = time.perf_counter()
+        query = condense(question, history)
+        ((encoding, states),) = self.embedder.token_states([query])
+        vector = states.mean(axis=0)
+        vector = (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+        hits = self.retrieve(query, top_k, vector)
+        passages = [p for p, _ in hits]
+        counts = {p.passage_id: len(p.sentences.split(";")) if p.sentences else 0 for p in passages}
+        sentence_vecs = self.store.sentence_vectors([p.passage_id for p in passages], counts)
+        t1 = time.perf_counter()
+        selection = self.answerer.select(
+            question, query, vector, passages, sentence_vecs, (encoding, states, query)
+        )
+        result = self._render(question, query, hits, selection)
+        t2 = time.perf_counter()
+        result["timings_ms"] = {
+            "retrieve": round((t1 - t0) * 1000, 2),
+            "answer": round((t2 - t1) * 1000, 2),
+            "total": round((t2 - t0) * 1000, 2),
+        }
+        return result
+
+    def _render(
+        self,
+        question: str,
+        query: str,
+        hits: Sequence[tuple[StoredPassage, float]],
+        selection: Selection,
+    ) -> dict[str, Any]:
+        numbers: dict[str, int] = {}
+        highlights: dict[str, list[list[int]]] = {}
+        parts = []
+        for c in selection.sentences:
+            pid = c.passage.passage_id
+            n = numbers.setdefault(pid, len(numbers) + 1)
+            highlights.setdefault(pid, []).append([c.start, c.end])
+            parts.append(f"{' '.join(c.text.split())} [{n}]")
+        scores = {p.passage_id: s for p, s in hits}
+        by_id = {p.passage_id: p for p, _ in hits}
+        meta = self.store.article_meta(by_id[pid].article_id for pid in numbers)
+        citations = []
+        for pid, n in numbers.items():
+            p = by_id[pid]
+            m = meta.get(p.article_id, {})
+            citations.append(
+                {
+                    "n": n,
+                    "article_id": p.article_id,
+                    "title": m.get("title") or p.article_id,
+                    "source": m.get("source") or None,
+                    "published": m.get("published") or None,
+                    "passage_id": pid,
+                    "text": p.text,
+                    "start": p.start,
+                    "end": p.end,
+                    "score": round(scores[pid], 6),
+                    "highlights": sorted(highlights[pid]),
+                }
+            )
+        return {
+            "question": question,
+            "answer": REFUSAL if selection.refused else " ".join(parts),
+            "refused": selection.refused,
+            "citations": citations,
+            "retrieved": [
+                {
+                    "passage_id": p.passage_id,
+                    "article_id": p.article_id,
+                    "text": p.text,
+                    "score": round(s, 6),
+                    "rank": i + 1,
+                }
+                for i, (p, s) in enumerate(hits)
+            ],
+            "query": query,
+            "confidence": round(selection.confidence, 4),
+        }
+
+    def list_articles(self) -> dict[str, Any]:
+        committed = self.store.committed_articles()
+        articles = [
+            {
+                "article_id": aid,
+                "title": m.get("title"),
+                "source": m.get("source") or None,
+                "published": m.get("published") or None,
+                "passages": m.get("passages", 0),
+            }
+            for aid, m in sorted(committed.items())
+        ]
+        return {"articles": articles, "passages": self.store.count()}

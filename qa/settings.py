@@ -1,0 +1,54 @@
+"""One typed settings object: environment variables ``QA_*``, overridden by CLI flags.
+
+Why pydantic-settings: it gives typed parsing and validation of the environment for free,
+so a bad ``QA_TOP_K=abc`` is a clear error, not a crash deep in retrieval.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qa.errors import QAError
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Paths are relative to the working directory."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore", frozen=True)
+
+    corpus_dir: Path = Field(Path("corpus/articles"), description="where `qa index` reads")
+    index_dir: Path = Field(Path("index"), description="the persisted Chroma store")
+    chroma_url: str | None = Field(None, description="a Chroma server instead of index_dir")
+    collection_prefix: str = Field("qa", description="prefix of the Chroma collection names")
+    top_k: int = Field(5, ge=1, le=50, description="passages given to the answerer")
+    candidates: int = Field(30, ge=1, le=500, description="hits per retriever before fusion")
+    rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
+    chunk_tokens: int = Field(128, ge=32, le=256, description="target passage length (tokens)")
+    chunk_overlap_sentences: int = Field(1, ge=0, le=4, description="sentences shared by passages")
+    embed_batch_size: int = Field(32, ge=1, le=512)
+    threads: int = Field(0, ge=0, description="onnxruntime threads; 0 = all cores")
+    max_question_chars: int = Field(4000, ge=1)
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _blank_is_none(cls, v: str | None) -> str | None:
+        return v or None
+
+    @property
+    def onnx_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment with ``overrides`` (CLI flags) on top; None means unset."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise QAError(f"invalid setting {field} (QA_{field.upper()}): {first['msg']}") from None

@@ -1,0 +1,239 @@
+"""The persisted index: three Chroma collections, embedded on disk or on a Chroma server.
+
+- ``<prefix>_passages``: one record a passage: our vector, the passage text, and metadata
+  (article id, exact span, sentence spans). The collection's metadata holds the
+  fingerprint of the embedder and chunking settings, so an index built differently is
+  refused, never silently mixed.
+- ``<prefix>_sentences``: one record a sentence of a passage with its vector (from the same
+  model pass as the passage's), for the answerer.
+- ``<prefix>_articles``: one record an article (full text, title, source, date, content
+  hash), written *last* when an article is indexed. It is the commit marker: passages of an
+  article with no article record, or with a stale hash, are leftovers of an interrupted run,
+  and the next ``qa index`` deletes and rewrites them. That is what makes kill -9 safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from qa.errors import QAError
+from qa.settings import Settings
+
+_FINGERPRINT_KEY = "qa_fingerprint"
+_BATCH = 4000  # below Chroma's max batch size (5461 in 1.x)
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    passage_id: str
+    article_id: str
+    text: str
+    start: int
+    end: int
+    sentences: str  # encoded sentence spans, see qa.chunking
+
+
+def _client(settings: Settings, create: bool):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise QAError(f"QA_CHROMA_URL must look like http://host:port, got {settings.chroma_url!r}")
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname,
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        except Exception as exc:
+            raise QAError(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from None
+    path = settings.index_dir / "chroma"
+    if not create and not (path / "chroma.sqlite3").is_file():
+        raise QAError(f"no index at {settings.index_dir}/: run `qa index` first")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except QAError:
+        raise
+    except Exception as exc:
+        raise QAError(
+            f"the index at {settings.index_dir}/ is unreadable ({type(exc).__name__}): "
+            "run `qa index --rebuild`"
+        ) from None
+
+
+class Store:
+    """Reads and writes the three collections. ``create=False`` for read-only surfaces."""
+
+    def __init__(self, settings: Settings, fingerprint: str, create: bool = False) -> None:
+        self.settings = settings
+        self.fingerprint = fingerprint
+        self._client = _client(settings, create)
+        names = [f"{settings.collection_prefix}_{k}" for k in ("passages", "sentences", "articles")]
+        try:
+            if create:
+                opts = {"embedding_function": None, "configuration": {"hnsw": {"space": "cosine"}}}
+                self.passages = self._client.get_or_create_collection(
+                    names[0], metadata={_FINGERPRINT_KEY: fingerprint}, **opts
+                )
+                self.sentences = self._client.get_or_create_collection(names[1], **opts)
+                self.articles = self._client.get_or_create_collection(names[2], **opts)
+            else:
+                self.passages, self.sentences, self.articles = (
+                    self._client.get_collection(n, embedding_function=None) for n in names
+                )
+        except QAError:
+            raise
+        except Exception as exc:
+            if not create and "does not exist" in str(exc).lower():
+                raise QAError(f"no index at {self.where}: run `qa index` first") from None
+            raise QAError(
+                f"the index at {self.where} is unreadable ({type(exc).__name__}: {exc}): "
+                "run `qa index --rebuild`"
+            ) from None
+        found = (self.passages.metadata or {}).get(_FINGERPRINT_KEY)
+        if found != fingerprint:
+            raise QAError(
+                f"the index at {self.where} was built with other embedder or chunking settings "
+                f"({found} vs {fingerprint}): run `qa index --rebuild`"
+            )
+
+    @property
+    def where(self) -> str:
+        return self.settings.chroma_url or f"{self.settings.index_dir}/"
+
+    # -- maintenance ----------------------------------------------------------------------
+    @classmethod
+    def drop(cls, settings: Settings) -> None:
+        """Delete the collections (``qa index --rebuild``)."""
+        client = _client(settings, create=True)
+        for kind in ("passages", "sentences", "articles"):
+            with contextlib.suppress(Exception):
+                client.delete_collection(f"{settings.collection_prefix}_{kind}")
+
+    # -- reading ----------------------------------------------------------------------------
+    def committed_articles(self) -> dict[str, dict]:
+        """Article id -> metadata of every fully indexed article."""
+        got = self.articles.get(include=["metadatas"])
+        return dict(zip(got["ids"], got["metadatas"], strict=True))
+
+    def passage_article_ids(self) -> set[str]:
+        got = self.passages.get(include=["metadatas"])
+        return {m["article_id"] for m in got["metadatas"]}
+
+    def count(self) -> int:
+        return self.passages.count()
+
+    def iter_passages(self, page: int = 5000) -> Iterator[StoredPassage]:
+        """Every passage, paged so that a large store is never read in one response."""
+        offset = 0
+        while True:
+            got = self.passages.get(
+                include=["documents", "metadatas"], limit=page, offset=offset
+            )
+            for pid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                yield StoredPassage(
+                    pid, meta["article_id"], doc, meta["start"], meta["end"], meta["sentences"]
+                )
+            if len(got["ids"]) < page:
+                return
+            offset += page
+
+    def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """(passage id, cosine similarity), best first."""
+        n = min(n, self.passages.count())
+        if n <= 0:
+            return []
+        got = self.passages.query(query_embeddings=[vector], n_results=n, include=["distances"])
+        return [(pid, 1.0 - d) for pid, d in zip(got["ids"][0], got["distances"][0], strict=True)]
+
+    def sentence_vectors(self, passage_ids: Iterable[str], counts: dict[str, int]) -> dict:
+        """Passage id -> array of its sentence vectors (in sentence order)."""
+        ids = [f"{pid}:{i}" for pid in passage_ids for i in range(counts[pid])]
+        if not ids:
+            return {}
+        got = self.sentences.get(ids=ids, include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
+        out = {}
+        for pid in passage_ids:
+            vecs = [by_id.get(f"{pid}:{i}") for i in range(counts[pid])]
+            if all(v is not None for v in vecs):
+                out[pid] = np.asarray(vecs, dtype=np.float32)
+        return out
+
+    def article_meta(self, article_ids: Iterable[str]) -> dict[str, dict]:
+        ids = list(dict.fromkeys(article_ids))
+        if not ids:
+            return {}
+        got = self.articles.get(ids=ids, include=["metadatas"])
+        return dict(zip(got["ids"], got["metadatas"], strict=True))
+
+    # -- writing ----------------------------------------------------------------------------
+    def delete_articles(self, article_ids: list[str]) -> None:
+        """Remove articles and everything derived from them; the article record goes last."""
+        for i in range(0, len(article_ids), 500):
+            chunk = article_ids[i : i + 500]
+            where = {"article_id": {"$in": chunk}}
+            self.sentences.delete(where=where)
+            self.passages.delete(where=where)
+            self.articles.delete(ids=chunk)
+
+    def write(
+        self,
+        articles: list[tuple[str, str, dict, np.ndarray]],
+        passages: list[tuple[str, str, dict, np.ndarray]],
+        sentences: list[tuple[str, dict, np.ndarray]],
+    ) -> None:
+        """Write sentences, then passages, then the article records (commit markers).
+
+        Each tuple is (id, [document,] metadata, vector). Upserts, so a retry after a crash
+        overwrites rather than duplicates.
+        """
+        for i in range(0, len(sentences), _BATCH):
+            part = sentences[i : i + _BATCH]
+            self.sentences.upsert(
+                ids=[s[0] for s in part],
+                metadatas=[s[1] for s in part],
+                embeddings=np.stack([s[2] for s in part]),
+            )
+        for coll, rows in ((self.passages, passages), (self.articles, articles)):
+            for i in range(0, len(rows), _BATCH):
+                part = rows[i : i + _BATCH]
+                coll.upsert(
+                    ids=[r[0] for r in part],
+                    documents=[r[1] for r in part],
+                    metadatas=[r[2] for r in part],
+                    embeddings=np.stack([r[3] for r in part]),
+                )
+
+
+@contextlib.contextmanager
+def write_lock(settings: Settings) -> Iterator[None]:
+    """One writer at a time on a local index; a second ``qa index`` fails at once."""
+    if settings.chroma_url:
+        yield
+        return
+    Path(settings.index_dir).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(Path(settings.index_dir) / "index.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise QAError(
+            f"the index at {settings.index_dir}/ is locked by another process "
+            "(a running `qa index`?): wait for it to finish"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
