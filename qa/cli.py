@@ -50,7 +50,9 @@ def format_answer(result: dict[str, Any], width: int = 100) -> str:
             where = ", ".join(x for x in (c["source"], c["published"]) if x)
             lines.append(f"[{c['n']}] {c['title']}" + (f" — {where}" if where else ""))
             passage = " ".join(c["text"].split())
-            lines.append(textwrap.fill(passage, width, initial_indent="    ", subsequent_indent="    "))
+            lines.append(
+                textwrap.fill(passage, width, initial_indent="    ", subsequent_indent="    ")
+            )
     return "\n".join(lines)
 
 

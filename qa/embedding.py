@@ -13,7 +13,7 @@ second pass over the text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,9 @@ class MiniLMEmbedding(BaseEmbedding):
 
     def __init__(self, threads: int = 1, embed_batch_size: int = 32, **kwargs) -> None:
         super().__init__(
-            model_name=self.fingerprint(), threads=threads, embed_batch_size=embed_batch_size,
+            model_name=self.fingerprint(),
+            threads=threads,
+            embed_batch_size=embed_batch_size,
             **kwargs,
         )
         options = ort.SessionOptions()
@@ -89,7 +91,8 @@ class MiniLMEmbedding(BaseEmbedding):
                 ids[row, :n] = encodings[i].ids
                 mask[row, :n] = 1
             (hidden,) = self._session.run(
-                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+                None,
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
             )
             for row, i in enumerate(idx):
                 states[i] = hidden[row, : len(encodings[i].ids)]
@@ -108,19 +111,26 @@ class MiniLMEmbedding(BaseEmbedding):
         return list(zip(encodings, self._run(encodings), strict=True))
 
     def embed_passages(
-        self, texts: list[str], sentence_spans: list[list[tuple[int, int]]]
+        self,
+        texts: list[str],
+        sentence_spans: list[list[tuple[int, int]]],
+        on_states: Callable[[str, object, np.ndarray], None] | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Passage vectors and, from the same pass, each passage's sentence vectors.
 
         ``sentence_spans[i]`` are character spans relative to ``texts[i]``. A sentence's
         vector is the normalised mean of the token states whose characters fall inside
         it; a sentence cut off by the 256-token window gets the passage vector.
+        ``on_states(text, encoding, states)`` sees every passage's token states (the index
+        collects its term vectors there).
         """
         encodings = self._tokenizer.encode_batch(texts)
         states = self._run(encodings)
         passage_vecs = np.zeros((len(texts), DIM), dtype=np.float32)
         sentence_vecs: list[np.ndarray] = []
         for i, (enc, h) in enumerate(zip(encodings, states, strict=True)):
+            if on_states is not None:
+                on_states(texts[i], enc, h)
             pooled = h.mean(axis=0)
             passage_vecs[i] = pooled
             offsets = np.asarray(enc.offsets)

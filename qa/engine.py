@@ -19,9 +19,16 @@ from qa.embedding import MiniLMEmbedding
 from qa.errors import QAError
 from qa.followup import condense
 from qa.indexer import index_fingerprint
-from qa.retrieve import DenseRetriever, HybridRetriever, KeywordRetriever, PassageTable
+from qa.retrieve import (
+    DenseRetriever,
+    HybridRetriever,
+    KeywordRetriever,
+    PassageTable,
+    SentenceRetriever,
+)
 from qa.settings import Settings
 from qa.store import Store, StoredPassage
+from qa.vocab import TermVectors
 
 RETRIEVERS = ("hybrid", "dense", "bm25")
 
@@ -47,9 +54,7 @@ def validate_history(history: object) -> list[dict]:
             or turn.get("role") not in ("user", "assistant")
             or not isinstance(turn.get("content"), str)
         ):
-            raise QAError(
-                f"history[{i}] must be {{'role': 'user'|'assistant', 'content': str}}"
-            )
+            raise QAError(f"history[{i}] must be {{'role': 'user'|'assistant', 'content': str}}")
     return history
 
 
@@ -66,7 +71,9 @@ class Engine:
             raise QAError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
         self.settings = settings
         self.retriever_name = retriever
-        self.embedder = embedder or MiniLMEmbedding(settings.onnx_threads, settings.embed_batch_size)
+        self.embedder = embedder or MiniLMEmbedding(
+            settings.onnx_threads, settings.embed_batch_size
+        )
         self.store = Store(settings, index_fingerprint(settings))
         self._lock = threading.Lock()
         self.reload()
@@ -76,9 +83,10 @@ class Engine:
         table = PassageTable(list(self.store.iter_passages()))
         if not table.passages:
             raise QAError(f"the index at {self.store.where} is empty: run `qa index`")
+        vocab = TermVectors(*self.store.load_terms())
         with self._lock:
             self.table = table
-            self.answerer = ExtractiveAnswerer(table.keyword, self.embedder)
+            self.answerer = ExtractiveAnswerer(table.keyword, vocab)
 
     def _retriever(self, top_k: int):
         n = max(self.settings.candidates, top_k)
@@ -88,7 +96,8 @@ class Engine:
             return dense
         if self.retriever_name == "bm25":
             return keyword
-        return HybridRetriever([dense, keyword], k=self.settings.rrf_k, top_n=top_k)
+        sentences = SentenceRetriever(self.store, self.table, self.embedder, n)
+        return HybridRetriever([dense, sentences, keyword], k=self.settings.rrf_k, top_n=top_k)
 
     def retrieve(
         self, query: str, top_k: int, vector: np.ndarray | None = None
@@ -99,9 +108,7 @@ class Engine:
         hits = self._retriever(top_k).retrieve(bundle)[:top_k]
         return [(self.table.by_id[h.node.node_id], float(h.score or 0.0)) for h in hits]
 
-    def ask(
-        self, question: object, history: object = None, top_k: object = None
-    ) -> dict[str, Any]:
+    def ask(self, question: object, history: object = None, top_k: object = None) -> dict[str, Any]:
         question = validate_question(question, self.settings.max_question_chars)
         history = validate_history(history)
         if top_k is None:

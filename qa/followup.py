@@ -17,9 +17,34 @@ from collections.abc import Sequence
 from qa.text import QUESTION_WORDS, query_terms, stopwords, words
 
 _ANAPHORA = {
-    "it", "its", "they", "them", "their", "theirs", "this", "that", "these", "those",
-    "he", "him", "his", "she", "her", "hers", "there", "then", "such", "same", "former",
-    "latter", "both", "either", "neither", "other", "one", "ones",
+    "it",
+    "its",
+    "they",
+    "them",
+    "their",
+    "theirs",
+    "this",
+    "that",
+    "these",
+    "those",
+    "he",
+    "him",
+    "his",
+    "she",
+    "her",
+    "hers",
+    "there",
+    "then",
+    "such",
+    "same",
+    "former",
+    "latter",
+    "both",
+    "either",
+    "neither",
+    "other",
+    "one",
+    "ones",
 }
 _ELLIPSIS = re.compile(
     r"^\s*(and|but|also|so|or|what about|how about|and what about|what else|why|why not|"
@@ -27,6 +52,7 @@ _ELLIPSIS = re.compile(
     re.I,
 )
 _MAX_CARRIED = 12
+_WORD = re.compile(r"[\w’'-]+")
 
 
 def is_follow_up(question: str) -> bool:
@@ -39,13 +65,14 @@ def is_follow_up(question: str) -> bool:
 
 
 def _content_words(text: str) -> list[str]:
-    """Surface content words (unstemmed, so the condensed query still reads as text)."""
+    """Content words as written (so the condensed query still reads as text)."""
     stop = stopwords() | _ANAPHORA | QUESTION_WORDS
-    seen: dict[str, None] = {}
-    for w in words(text):
-        if w not in stop and len(w) > 1 and w not in seen:
-            seen[w] = None
-    return list(seen)
+    seen: dict[str, str] = {}
+    for w in _WORD.findall(text):
+        key = w.lower().replace("’", "'")
+        if key not in stop and len(key) > 1 and key not in seen:
+            seen[key] = w
+    return list(seen.values())
 
 
 def condense(question: str, history: Sequence[dict] | None) -> str:

@@ -24,6 +24,7 @@ from qa.errors import QAError
 from qa.ingest import Skipped, read_corpus
 from qa.settings import Settings
 from qa.store import Store, write_lock
+from qa.vocab import TermAccumulator
 
 PASSAGES_PER_BATCH = 256  # enough for length-sorted model batches; bounds memory
 
@@ -32,7 +33,7 @@ def index_fingerprint(settings: Settings) -> str:
     """What the stored vectors and spans depend on; a mismatch means rebuild."""
     return (
         f"{MiniLMEmbedding.fingerprint()}|chunk={settings.chunk_tokens}"
-        f"|overlap={settings.chunk_overlap_sentences}|v1"
+        f"|overlap={settings.chunk_overlap_sentences}|v2"
     )
 
 
@@ -77,10 +78,15 @@ def embed_and_write(
     embedder: MiniLMEmbedding,
     batch: list[tuple[Document, list[TextNode]]],
 ) -> int:
-    """Embed one batch of articles (one model pass) and write it; returns passages written."""
+    """Embed one batch of articles (one model pass) and write it; returns passages written.
+
+    Term vectors are merged before the article records are written, so an interrupted run
+    at worst counts a batch's terms twice (averages barely move), never loses them."""
     nodes = [n for _, ns in batch for n in ns]
     spans = [parse_sentence_spans(n.metadata["sentences"]) for n in nodes]
-    passage_vecs, sentence_vecs = embedder.embed_passages([n.text for n in nodes], spans)
+    sink = TermAccumulator()
+    passage_vecs, sentence_vecs = embedder.embed_passages([n.text for n in nodes], spans, sink.add)
+    store.merge_terms(sink.sums, sink.counts)
     passages, sentences, articles = [], [], []
     k = 0
     for doc, ns in batch:
@@ -93,8 +99,12 @@ def embed_and_write(
                 sentences.append(
                     (
                         f"{node.node_id}:{i}",
-                        {"article_id": doc.doc_id, "passage_id": node.node_id,
-                         "start": node.start_char_idx + s, "end": node.start_char_idx + e},
+                        {
+                            "article_id": doc.doc_id,
+                            "passage_id": node.node_id,
+                            "start": node.start_char_idx + s,
+                            "end": node.start_char_idx + e,
+                        },
                         sentence_vecs[k][i],
                     )
                 )
@@ -141,7 +151,8 @@ def index_corpus(
         dir_roots = {str(r.resolve()) for r in roots if r.is_dir()}
         present = {d.doc_id for d in docs}
         report.removed = sorted(
-            aid for aid, meta in committed.items()
+            aid
+            for aid, meta in committed.items()
             if meta.get("root") in dir_roots and aid not in present
         )
         to_write = []
@@ -163,8 +174,12 @@ def index_corpus(
             )
 
         bar = tqdm(
-            total=len(to_write), unit="article", desc="indexing", file=sys.stderr,
-            disable=not progress or not to_write, dynamic_ncols=True,
+            total=len(to_write),
+            unit="article",
+            desc="indexing",
+            file=sys.stderr,
+            disable=not progress or not to_write,
+            dynamic_ncols=True,
         )
         with bar:
             for batch in _batches(to_write, nodes_of):

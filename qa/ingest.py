@@ -163,9 +163,7 @@ def _read_pdf(path: Path) -> str:
     return text
 
 
-def _read_jsonl(
-    path: Path, id_prefix: str, root: str, rel: str
-) -> Iterator[Document | Skipped]:
+def _read_jsonl(path: Path, id_prefix: str, root: str, rel: str) -> Iterator[Document | Skipped]:
     text = _read_text(path)
     seen: set[str] = set()
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -260,9 +258,7 @@ def iter_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def read_corpus(
-    roots: Iterable[Path], default_root: Path
-) -> tuple[list[Document], list[Skipped]]:
+def read_corpus(roots: Iterable[Path], default_root: Path) -> tuple[list[Document], list[Skipped]]:
     """All articles under ``roots``. Ids are paths relative to their root; a root other than
     the default corpus folder prefixes its own name so that two roots can't collide."""
     docs: list[Document] = []

@@ -50,6 +50,25 @@ class DenseRetriever(BaseRetriever):
         return [self._table.node(pid, s) for pid, s in hits if pid in self._table.by_id]
 
 
+class SentenceRetriever(BaseRetriever):
+    """Passages ranked by their single best-matching sentence (MiniLM sentence vectors).
+
+    A passage mixes several topics; one sentence of it can match a question that the
+    passage's average vector misses ("which warship" -> the sentence naming the cruiser).
+    """
+
+    def __init__(self, store: Store, table: PassageTable, embedder: MiniLMEmbedding, n: int):
+        super().__init__()
+        self._store, self._table, self._embedder, self._n = store, table, embedder, n
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        vector = query_bundle.embedding or self._embedder.get_query_embedding(
+            query_bundle.query_str
+        )
+        hits = self._store.query_sentences(vector, self._n * 4)[: self._n]
+        return [self._table.node(pid, s) for pid, s in hits if pid in self._table.by_id]
+
+
 class KeywordRetriever(BaseRetriever):
     """BM25 over the same passages, on stemmed content terms."""
 
@@ -63,7 +82,7 @@ class KeywordRetriever(BaseRetriever):
 
 
 class HybridRetriever(BaseRetriever):
-    """Reciprocal rank fusion (Cormack et al. 2009) of dense and keyword rankings.
+    """Reciprocal rank fusion (Cormack et al. 2009) of the dense and keyword rankings.
 
     Written here rather than using llama-index's ``QueryFusionRetriever`` because that one
     resolves an LLM for query generation and runs its retrievers through asyncio; fusing two

@@ -27,6 +27,7 @@ from qa.errors import QAError
 from qa.settings import Settings
 
 _FINGERPRINT_KEY = "qa_fingerprint"
+KINDS = ("passages", "sentences", "articles", "terms")
 _BATCH = 4000  # below Chroma's max batch size (5461 in 1.x)
 
 
@@ -48,7 +49,9 @@ def _client(settings: Settings, create: bool):
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
         if url.scheme not in ("http", "https") or not url.hostname:
-            raise QAError(f"QA_CHROMA_URL must look like http://host:port, got {settings.chroma_url!r}")
+            raise QAError(
+                f"QA_CHROMA_URL must look like http://host:port, got {settings.chroma_url!r}"
+            )
         try:
             return chromadb.HttpClient(
                 host=url.hostname,
@@ -57,7 +60,9 @@ def _client(settings: Settings, create: bool):
                 settings=chroma_settings,
             )
         except Exception as exc:
-            raise QAError(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from None
+            raise QAError(
+                f"cannot reach the Chroma server at {settings.chroma_url}: {exc}"
+            ) from None
     path = settings.index_dir / "chroma"
     if not create and not (path / "chroma.sqlite3").is_file():
         raise QAError(f"no index at {settings.index_dir}/: run `qa index` first")
@@ -80,7 +85,7 @@ class Store:
         self.settings = settings
         self.fingerprint = fingerprint
         self._client = _client(settings, create)
-        names = [f"{settings.collection_prefix}_{k}" for k in ("passages", "sentences", "articles")]
+        names = [f"{settings.collection_prefix}_{k}" for k in KINDS]
         try:
             if create:
                 opts = {"embedding_function": None, "configuration": {"hnsw": {"space": "cosine"}}}
@@ -89,8 +94,9 @@ class Store:
                 )
                 self.sentences = self._client.get_or_create_collection(names[1], **opts)
                 self.articles = self._client.get_or_create_collection(names[2], **opts)
+                self.terms = self._client.get_or_create_collection(names[3], **opts)
             else:
-                self.passages, self.sentences, self.articles = (
+                self.passages, self.sentences, self.articles, self.terms = (
                     self._client.get_collection(n, embedding_function=None) for n in names
                 )
         except QAError:
@@ -118,7 +124,7 @@ class Store:
     def drop(cls, settings: Settings) -> None:
         """Delete the collections (``qa index --rebuild``)."""
         client = _client(settings, create=True)
-        for kind in ("passages", "sentences", "articles"):
+        for kind in KINDS:
             with contextlib.suppress(Exception):
                 client.delete_collection(f"{settings.collection_prefix}_{kind}")
 
@@ -139,9 +145,7 @@ class Store:
         """Every passage, paged so that a large store is never read in one response."""
         offset = 0
         while True:
-            got = self.passages.get(
-                include=["documents", "metadatas"], limit=page, offset=offset
-            )
+            got = self.passages.get(include=["documents", "metadatas"], limit=page, offset=offset)
             for pid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
                 yield StoredPassage(
                     pid, meta["article_id"], doc, meta["start"], meta["end"], meta["sentences"]
@@ -157,6 +161,20 @@ class Store:
             return []
         got = self.passages.query(query_embeddings=[vector], n_results=n, include=["distances"])
         return [(pid, 1.0 - d) for pid, d in zip(got["ids"][0], got["distances"][0], strict=True)]
+
+    def query_sentences(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """(passage id, best sentence similarity) for the passages of the n nearest sentences,
+        best first."""
+        n = min(n, self.sentences.count())
+        if n <= 0:
+            return []
+        got = self.sentences.query(
+            query_embeddings=[vector], n_results=n, include=["metadatas", "distances"]
+        )
+        out: dict[str, float] = {}
+        for meta, d in zip(got["metadatas"][0], got["distances"][0], strict=True):
+            out.setdefault(meta["passage_id"], 1.0 - d)
+        return list(out.items())
 
     def sentence_vectors(self, passage_ids: Iterable[str], counts: dict[str, int]) -> dict:
         """Passage id -> array of its sentence vectors (in sentence order)."""
@@ -216,6 +234,41 @@ class Store:
                     metadatas=[r[2] for r in part],
                     embeddings=np.stack([r[3] for r in part]),
                 )
+
+    # -- term vectors (see qa.vocab) ----------------------------------------------------------
+    def merge_terms(self, sums: dict[str, np.ndarray], counts: dict[str, int]) -> None:
+        """Fold new occurrences into the stored per-term averages."""
+        ids = sorted(sums)
+        for i in range(0, len(ids), _BATCH):
+            part = ids[i : i + _BATCH]
+            old = self.terms.get(ids=part, include=["embeddings", "metadatas"])
+            prev = {
+                t: (np.asarray(v, dtype=np.float32), int(m["count"]))
+                for t, v, m in zip(old["ids"], old["embeddings"], old["metadatas"], strict=True)
+            }
+            vectors, metas = [], []
+            for t in part:
+                total, n = sums[t], counts[t]
+                if t in prev:
+                    total = total + prev[t][0] * prev[t][1]
+                    n += prev[t][1]
+                vectors.append(total / n)
+                metas.append({"count": n})
+            self.terms.upsert(ids=part, embeddings=np.stack(vectors), metadatas=metas)
+
+    def load_terms(self, page: int = 20000) -> tuple[list[str], np.ndarray]:
+        ids: list[str] = []
+        vectors: list[np.ndarray] = []
+        offset = 0
+        while True:
+            got = self.terms.get(include=["embeddings"], limit=page, offset=offset)
+            ids += got["ids"]
+            if len(got["ids"]):
+                vectors.append(np.asarray(got["embeddings"], dtype=np.float32))
+            if len(got["ids"]) < page:
+                break
+            offset += page
+        return ids, (np.vstack(vectors) if vectors else np.zeros((0, 384), dtype=np.float32))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,59 @@
+"""Shared fixtures: the real embedder, and real Chroma indexes on disk in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa.embedding import MiniLMEmbedding
+from qa.engine import Engine
+from qa.indexer import index_corpus
+from qa.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus" / "articles"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> MiniLMEmbedding:
+    return MiniLMEmbedding(threads=os.cpu_count() or 1)
+
+
+@pytest.fixture(scope="session")
+def shipped_settings(tmp_path_factory) -> Settings:
+    """The shipped corpus indexed once per session into a temporary index."""
+    index_dir = tmp_path_factory.mktemp("shipped-index")
+    return load_settings(index_dir=index_dir, corpus_dir=CORPUS)
+
+
+@pytest.fixture(scope="session")
+def engine(shipped_settings, embedder) -> Engine:
+    index_corpus(shipped_settings, embedder=embedder, progress=False)
+    return Engine(shipped_settings, embedder=embedder)
+
+
+@pytest.fixture
+def corpus_copy(tmp_path) -> Path:
+    """A private copy of the shipped corpus that a test may edit."""
+    dest = tmp_path / "articles"
+    shutil.copytree(CORPUS, dest)
+    return dest
+
+
+def run_qa(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, **kw):
+    """Run the real `qa` command in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "qa.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or ROOT,
+        timeout=300,
+        **kw,
+    )
