@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench lock clean
 
 install: $(STAMP)
 
@@ -28,6 +28,15 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/bench_engine.py
+
+# Re-pin constraints.txt from a clean environment after changing pyproject.toml.
+lock:
+	rm -rf /tmp/qa-lock && $(PYTHON) -m venv /tmp/qa-lock
+	/tmp/qa-lock/bin/python -m pip install -q --upgrade pip
+	/tmp/qa-lock/bin/python -m pip install -q ".[test]"
+	{ echo "# Exact versions for reproducible installs (pip install -c constraints.txt -e .[test])."; \
+	  echo "# Regenerate with \`make lock\` after changing dependencies in pyproject.toml."; \
+	  /tmp/qa-lock/bin/python -m pip freeze --exclude qa; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) index/chroma* index/*.lock

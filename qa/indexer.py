@@ -26,8 +26,6 @@ from qa.settings import Settings
 from qa.store import Store, write_lock
 from qa.vocab import TermAccumulator
 
-PASSAGES_PER_BATCH = 256  # enough for length-sorted model batches; bounds memory
-
 
 def index_fingerprint(settings: Settings) -> str:
     """What the stored vectors and spans depend on; a mismatch means rebuild."""
@@ -60,13 +58,16 @@ class IndexReport:
         )
 
 
-def _batches(docs: Sequence[Document], nodes_of) -> Iterator[list[tuple[Document, list[TextNode]]]]:
+def _batches(
+    docs: Sequence[Document], nodes_of, limit: int
+) -> Iterator[list[tuple[Document, list[TextNode]]]]:
+    """Articles grouped until ``limit`` passages: one model pass and one commit each."""
     batch, size = [], 0
     for doc in docs:
         nodes = nodes_of(doc)
         batch.append((doc, nodes))
         size += len(nodes)
-        if size >= PASSAGES_PER_BATCH:
+        if size >= limit:
             yield batch
             batch, size = [], 0
     if batch:
@@ -182,7 +183,7 @@ def index_corpus(
             dynamic_ncols=True,
         )
         with bar:
-            for batch in _batches(to_write, nodes_of):
+            for batch in _batches(to_write, nodes_of, settings.index_batch):
                 report.passages_written += embed_and_write(store, embedder, batch)
                 bar.update(len(batch))
                 bar.set_postfix(passages=report.passages_written)

@@ -29,7 +29,10 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
     chunk_tokens: int = Field(128, ge=32, le=256, description="target passage length (tokens)")
     chunk_overlap_sentences: int = Field(1, ge=0, le=4, description="sentences shared by passages")
-    embed_batch_size: int = Field(32, ge=1, le=512)
+    embed_batch_size: int = Field(32, ge=1, le=512, description="passages per model call")
+    index_batch: int = Field(
+        256, ge=1, le=5000, description="passages embedded and committed together (memory bound)"
+    )
     threads: int = Field(0, ge=0, description="onnxruntime threads; 0 = all cores")
     max_question_chars: int = Field(4000, ge=1)
 

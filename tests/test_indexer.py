@@ -17,6 +17,8 @@ from qa.store import Store
 
 from .conftest import ROOT
 
+N_SYNTHETIC = 60
+
 
 def _snapshot(settings) -> dict[str, tuple[str, int, int]]:
     store = Store(settings, index_fingerprint(settings))
@@ -93,19 +95,19 @@ def _synthetic_corpus(folder: Path, n: int) -> None:
     rng = random.Random(7)
     with (folder / "feed.jsonl").open("w", encoding="utf-8") as fh:
         for i in range(n):
-            body = ". ".join(rng.sample(sentences, 12)) + "."
+            body = ". ".join(rng.sample(sentences, 6)) + "."
             fh.write(json.dumps({"id": f"a{i}", "title": f"Article {i}", "text": body}) + "\n")
 
 
 def test_kill_9_mid_index_then_reindex_completes(tmp_path, embedder):
     corpus = tmp_path / "big"
     corpus.mkdir()
-    _synthetic_corpus(corpus, 400)
+    _synthetic_corpus(corpus, N_SYNTHETIC)
     env = {
         **os.environ,
         "QA_INDEX_DIR": str(tmp_path / "index"),
         "QA_CORPUS_DIR": str(corpus),
-        "QA_EMBED_BATCH_SIZE": "16",
+        "QA_INDEX_BATCH": "24",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "qa.cli", "index"],
@@ -124,15 +126,15 @@ def test_kill_9_mid_index_then_reindex_completes(tmp_path, embedder):
             committed = len(Store(settings, index_fingerprint(settings)).committed_articles())
         except Exception:
             continue
-        if committed >= 20:
+        if committed >= 6:
             break
     assert proc.poll() is None, "indexing finished before it could be interrupted"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 0 < committed < 400
+    assert 0 < committed < N_SYNTHETIC
 
     resumed = index_corpus(settings, embedder=embedder, progress=False)
-    assert len(resumed.added) + len(resumed.unchanged) == 400
+    assert len(resumed.added) + len(resumed.unchanged) == N_SYNTHETIC
     assert len(resumed.unchanged) >= committed
     got = _snapshot(settings)
 
