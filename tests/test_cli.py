@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from filelock import FileLock
@@ -138,3 +141,24 @@ def test_locked_index(tmp_path):
 def test_invalid_setting_from_environment(index_env):
     proc = run_qa("ask", "What is CICA?", env={**index_env, "QA_TOP_K": "lots"})
     _one_line_error(proc, "QA_TOP_K")
+
+
+def test_works_without_network(tmp_path):
+    """Index and answer inside a network namespace with no interfaces up: nothing may be
+    downloaded at run time."""
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("unshare -n is not permitted here")
+    script = (
+        f"{sys.executable} -m qa.cli index --quiet {CORPUS} && "
+        f'{sys.executable} -m qa.cli ask --json "How many member nations does CICA have?"'
+    )
+    proc = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "QA_INDEX_DIR": str(tmp_path / "index")},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "26 member nations" in json.loads(proc.stdout.splitlines()[-1])["answer"]
