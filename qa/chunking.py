@@ -86,9 +86,10 @@ def group_sentences(
     return passages
 
 
-def passage_id(article_hash: str, start: int, end: int) -> str:
-    """Deterministic: the same article text and span always give the same id."""
-    return hashlib.sha1(f"{article_hash}:{start}:{end}".encode()).hexdigest()[:20]
+def passage_id(article_id: str, article_hash: str, start: int, end: int) -> str:
+    """Deterministic: the same article, text and span always give the same id (and two
+    articles with the same text never share one)."""
+    return hashlib.sha1(f"{article_id}:{article_hash}:{start}:{end}".encode()).hexdigest()[:20]
 
 
 def split_document(
@@ -112,7 +113,7 @@ def split_document(
         rel = ";".join(f"{s - p.start},{e - p.start}" for s, e in p.sentences)
         nodes.append(
             TextNode(
-                id_=passage_id(doc.metadata["content_hash"], p.start, p.end),
+                id_=passage_id(doc.doc_id, doc.metadata["content_hash"], p.start, p.end),
                 text=text[p.start : p.end],
                 start_char_idx=p.start,
                 end_char_idx=p.end,

@@ -13,7 +13,7 @@ second pass over the text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +76,11 @@ class MiniLMEmbedding(BaseEmbedding):
         return [len(e.ids) - 2 for e in self._tokenizer.encode_batch(texts)]
 
     # -- the model ----------------------------------------------------------------------
-    def _run(self, encodings: Sequence) -> list[np.ndarray]:
-        """Token states for each encoding, batched by similar length (less padding)."""
+    def _run(self, encodings: Sequence) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, token states) of each encoding, model batch by model batch, shortest
+        first (less padding). States are views of one batch's output: a consumer pools
+        them as they come, so memory stays one model batch however many texts."""
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-        states: list[np.ndarray] = [np.empty(0)] * len(encodings)
         bs = max(1, self.embed_batch_size)
         for b in range(0, len(order), bs):
             idx = order[b : b + bs]
@@ -95,20 +96,24 @@ class MiniLMEmbedding(BaseEmbedding):
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
             )
             for row, i in enumerate(idx):
-                states[i] = hidden[row, : len(encodings[i].ids)]
-        return states
+                yield i, hidden[row, : len(encodings[i].ids)]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalised mean-pooled vectors, shape (len(texts), 384), float32."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        states = self._run(self._tokenizer.encode_batch(texts))
-        return _normalize(np.stack([s.mean(axis=0) for s in states])).astype(np.float32)
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        for i, h in self._run(self._tokenizer.encode_batch(texts)):
+            out[i] = h.mean(axis=0)
+        return _normalize(out)
 
     def token_states(self, texts: list[str]) -> list[tuple[object, np.ndarray]]:
         """(tokenizer encoding, contextual token states) of each text, for word-level matching."""
         encodings = self._tokenizer.encode_batch(texts)
-        return list(zip(encodings, self._run(encodings), strict=True))
+        states: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for i, h in self._run(encodings):
+            states[i] = h.copy()
+        return list(zip(encodings, states, strict=True))
 
     def embed_passages(
         self,
@@ -125,10 +130,10 @@ class MiniLMEmbedding(BaseEmbedding):
         collects its term vectors there).
         """
         encodings = self._tokenizer.encode_batch(texts)
-        states = self._run(encodings)
         passage_vecs = np.zeros((len(texts), DIM), dtype=np.float32)
-        sentence_vecs: list[np.ndarray] = []
-        for i, (enc, h) in enumerate(zip(encodings, states, strict=True)):
+        sentence_vecs: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for i, h in self._run(encodings):
+            enc = encodings[i]
             if on_states is not None:
                 on_states(texts[i], enc, h)
             pooled = h.mean(axis=0)
@@ -140,7 +145,7 @@ class MiniLMEmbedding(BaseEmbedding):
             for j, (s, e) in enumerate(sentence_spans[i]):
                 sel = (starts >= s) & (starts < e)
                 out[j] = h[sel].mean(axis=0) if sel.any() else pooled
-            sentence_vecs.append(_normalize(out))
+            sentence_vecs[i] = _normalize(out)
         return _normalize(passage_vecs), sentence_vecs
 
     # -- llama-index interface ----------------------------------------------------------

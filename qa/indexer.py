@@ -8,9 +8,12 @@ run (passages whose article record was never written) are cleaned up first.
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +34,7 @@ def index_fingerprint(settings: Settings) -> str:
     """What the stored vectors and spans depend on; a mismatch means rebuild."""
     return (
         f"{MiniLMEmbedding.fingerprint()}|chunk={settings.chunk_tokens}"
-        f"|overlap={settings.chunk_overlap_sentences}|v2"
+        f"|overlap={settings.chunk_overlap_sentences}|v3"
     )
 
 
@@ -74,48 +77,128 @@ def _batches(
         yield batch
 
 
-def embed_and_write(
-    store: Store,
+def prefetch(items: Iterator, depth: int = 2) -> Iterator:
+    """Run a generator in a background thread, ``depth`` items ahead.
+
+    Chunking (sentence splitting, token counting) is Python and holds the GIL, while
+    onnxruntime releases it: preparing the next batch during the current model pass uses
+    the time the model leaves. Exceptions reach the consumer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=run, name="qa-chunker", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+Row = tuple  # (id, [document,] metadata, vector), as Store.write takes them
+
+
+@dataclass
+class EmbeddedBatch:
+    articles: list[Row]
+    passages: list[Row]
+    sentences: list[Row]
+
+
+def embed_batch(
     embedder: MiniLMEmbedding,
     batch: list[tuple[Document, list[TextNode]]],
-) -> int:
-    """Embed one batch of articles (one model pass) and write it; returns passages written.
-
-    Term vectors are merged before the article records are written, so an interrupted run
-    at worst counts a batch's terms twice (averages barely move), never loses them."""
+    terms: TermAccumulator,
+) -> EmbeddedBatch:
+    """One model pass over a batch of articles' passages: passage, sentence and term
+    vectors (terms are added to ``terms``), as rows ready for the store."""
     nodes = [n for _, ns in batch for n in ns]
     spans = [parse_sentence_spans(n.metadata["sentences"]) for n in nodes]
-    sink = TermAccumulator()
-    passage_vecs, sentence_vecs = embedder.embed_passages([n.text for n in nodes], spans, sink.add)
-    store.merge_terms(sink.sums, sink.counts)
-    passages, sentences, articles = [], [], []
+    passage_vecs, sentence_vecs = embedder.embed_passages([n.text for n in nodes], spans, terms.add)
+    out = EmbeddedBatch([], [], [])
     k = 0
     for doc, ns in batch:
         first = k
         for node in ns:
             meta = dict(node.metadata, content_hash=doc.metadata["content_hash"])
             meta["n_sentences"] = len(spans[k])
-            passages.append((node.node_id, node.text, meta, passage_vecs[k]))
-            for i, (s, e) in enumerate(spans[k]):
-                sentences.append(
-                    (
-                        f"{node.node_id}:{i}",
-                        {
-                            "article_id": doc.doc_id,
-                            "passage_id": node.node_id,
-                            "start": node.start_char_idx + s,
-                            "end": node.start_char_idx + e,
-                        },
-                        sentence_vecs[k][i],
-                    )
-                )
+            out.passages.append((node.node_id, node.text, meta, passage_vecs[k]))
+            for i in range(len(spans[k])):
+                # spans live in the passage record; only what lookups filter on is here
+                sentence_meta = {"article_id": doc.doc_id, "passage_id": node.node_id}
+                out.sentences.append((f"{node.node_id}:{i}", sentence_meta, sentence_vecs[k][i]))
             k += 1
         vec = passage_vecs[first:k].mean(axis=0) if k > first else np.ones(passage_vecs.shape[1])
         vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
         meta = dict(doc.metadata, passages=k - first)
-        articles.append((doc.doc_id, doc.text, meta, vec.astype(np.float32)))
-    store.write(articles, passages, sentences)
-    return len(nodes)
+        out.articles.append((doc.doc_id, doc.text, meta, vec.astype(np.float32)))
+    return out
+
+
+class BatchWriter:
+    """Writes embedded batches while the next one is being embedded, and commits.
+
+    Passages and sentences go to the store in a background thread (one batch in flight,
+    so memory stays bounded). Article records, the commit markers, are held back and
+    written together with the term vectors every ``commit_every`` passages: a crash loses
+    at most that much work, which the next run redoes, and term vectors are never out of
+    step with the committed articles. (Per-batch term merges cost as much as the model
+    itself: updating an HNSW collection is slow.)
+    """
+
+    def __init__(self, store: Store, commit_every: int) -> None:
+        self.store = store
+        self.commit_every = commit_every
+        self.terms = TermAccumulator()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-writer")
+        self._inflight: Future | None = None
+        self._articles: list[Row] = []
+        self._uncommitted = 0
+
+    def _wait(self) -> None:
+        if self._inflight is not None:
+            self._inflight.result()
+            self._inflight = None
+
+    def add(self, batch: EmbeddedBatch) -> None:
+        self._wait()
+        self._inflight = self._pool.submit(self.store.write, [], batch.passages, batch.sentences)
+        self._articles += batch.articles
+        self._uncommitted += len(batch.passages)
+        if self._uncommitted >= self.commit_every:
+            self.commit()
+
+    def commit(self) -> None:
+        self._wait()
+        self.store.merge_terms(self.terms.sums, self.terms.counts)
+        self.store.write(self._articles, [], [])
+        self.terms = TermAccumulator()
+        self._articles, self._uncommitted = [], 0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def index_corpus(
@@ -157,7 +240,17 @@ def index_corpus(
             if meta.get("root") in dir_roots and aid not in present
         )
         to_write = []
+        # the same text under two names is indexed once; the other is reported as skipped
+        owner = {
+            m.get("content_hash"): aid for aid, m in committed.items() if aid not in report.removed
+        }
         for doc in docs:
+            first = owner.setdefault(doc.metadata["content_hash"], doc.doc_id)
+            if first != doc.doc_id:
+                report.skipped.append(Skipped(doc.metadata["path"], f"same text as {first}"))
+                if doc.doc_id in committed:
+                    report.removed.append(doc.doc_id)
+                continue
             old = committed.get(doc.doc_id)
             if old is None:
                 report.added.append(doc.doc_id)
@@ -167,6 +260,7 @@ def index_corpus(
                 to_write.append(doc)
             else:
                 report.unchanged.append(doc.doc_id)
+        report.removed.sort()
         store.delete_articles(report.removed + report.updated)
 
         def nodes_of(doc: Document) -> list[TextNode]:
@@ -182,11 +276,18 @@ def index_corpus(
             disable=not progress or not to_write,
             dynamic_ncols=True,
         )
-        with bar:
-            for batch in _batches(to_write, nodes_of, settings.index_batch):
-                report.passages_written += embed_and_write(store, embedder, batch)
-                bar.update(len(batch))
-                bar.set_postfix(passages=report.passages_written)
+        writer = BatchWriter(store, settings.index_commit_passages)
+        try:
+            with bar:
+                for batch in prefetch(_batches(to_write, nodes_of, settings.index_batch)):
+                    embedded = embed_batch(embedder, batch, writer.terms)
+                    writer.add(embedded)
+                    report.passages_written += len(embedded.passages)
+                    bar.update(len(batch))
+                    bar.set_postfix(passages=report.passages_written)
+                writer.commit()
+        finally:
+            writer.close()
         report.passages_total = store.count()
     report.seconds = time.perf_counter() - started
     return report

@@ -31,7 +31,10 @@ class Settings(BaseSettings):
     chunk_overlap_sentences: int = Field(1, ge=0, le=4, description="sentences shared by passages")
     embed_batch_size: int = Field(32, ge=1, le=512, description="passages per model call")
     index_batch: int = Field(
-        256, ge=1, le=5000, description="passages embedded and committed together (memory bound)"
+        1024, ge=1, le=10000, description="passages embedded together (sorted by length)"
+    )
+    index_commit_passages: int = Field(
+        4096, ge=1, description="passages between commits (work redone after a crash)"
     )
     threads: int = Field(0, ge=0, description="onnxruntime threads; 0 = all cores")
     max_question_chars: int = Field(4000, ge=1)

@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,13 +90,21 @@ class Store:
         names = [f"{settings.collection_prefix}_{k}" for k in KINDS]
         try:
             if create:
-                opts = {"embedding_function": None, "configuration": {"hnsw": {"space": "cosine"}}}
-                self.passages = self._client.get_or_create_collection(
-                    names[0], metadata={_FINGERPRINT_KEY: fingerprint}, **opts
-                )
-                self.sentences = self._client.get_or_create_collection(names[1], **opts)
-                self.articles = self._client.get_or_create_collection(names[2], **opts)
-                self.terms = self._client.get_or_create_collection(names[3], **opts)
+
+                def make(name: str, metadata: dict | None = None, **hnsw):
+                    return self._client.get_or_create_collection(
+                        name,
+                        metadata=metadata,
+                        embedding_function=None,
+                        configuration={"hnsw": {"space": "cosine", **hnsw}},
+                    )
+
+                self.passages = make(names[0], {_FINGERPRINT_KEY: fingerprint})
+                # five times as many sentences as passages: a lighter graph (measured 2.5x
+                # faster to build), searched only to pick passages for fusion
+                self.sentences = make(names[1], ef_construction=40, max_neighbors=12)
+                self.articles = make(names[2])
+                self.terms = make(names[3], space="l2")
             else:
                 self.passages, self.sentences, self.articles, self.terms = (
                     self._client.get_collection(n, embedding_function=None) for n in names
@@ -127,6 +137,8 @@ class Store:
         for kind in KINDS:
             with contextlib.suppress(Exception):
                 client.delete_collection(f"{settings.collection_prefix}_{kind}")
+        if not settings.chroma_url:
+            (Path(settings.index_dir) / "terms.npz").unlink(missing_ok=True)
 
     # -- reading ----------------------------------------------------------------------------
     def committed_articles(self) -> dict[str, dict]:
@@ -145,10 +157,15 @@ class Store:
         """Every passage, paged so that a large store is never read in one response."""
         offset = 0
         while True:
-            got = self.passages.get(include=["documents", "metadatas"], limit=page, offset=offset)
-            for pid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+            got = self.passages.get(include=["metadatas"], limit=page, offset=offset)
+            for pid, meta in zip(got["ids"], got["metadatas"], strict=True):
                 yield StoredPassage(
-                    pid, meta["article_id"], doc, meta["start"], meta["end"], meta["sentences"]
+                    pid,
+                    meta["article_id"],
+                    meta["text"],
+                    meta["start"],
+                    meta["end"],
+                    meta["sentences"],
                 )
             if len(got["ids"]) < page:
                 return
@@ -213,10 +230,12 @@ class Store:
         passages: list[tuple[str, str, dict, np.ndarray]],
         sentences: list[tuple[str, dict, np.ndarray]],
     ) -> None:
-        """Write sentences, then passages, then the article records (commit markers).
+        """Write sentences, then passages, then article records (the commit markers).
 
-        Each tuple is (id, [document,] metadata, vector). Upserts, so a retry after a crash
-        overwrites rather than duplicates.
+        Each tuple is (id, [text,] metadata, vector). Upserts, so a retry after a crash
+        overwrites rather than duplicates. Texts are kept in the metadata (key ``text``), not
+        as Chroma documents: the embedded store full-text-indexes documents, which doubled
+        the cost of a write, and search here is by vector and by our own BM25.
         """
         for i in range(0, len(sentences), _BATCH):
             part = sentences[i : i + _BATCH]
@@ -230,45 +249,109 @@ class Store:
                 part = rows[i : i + _BATCH]
                 coll.upsert(
                     ids=[r[0] for r in part],
-                    documents=[r[1] for r in part],
-                    metadatas=[r[2] for r in part],
+                    metadatas=[{**r[2], "text": r[1]} for r in part],
                     embeddings=np.stack([r[3] for r in part]),
                 )
 
+    def article_text(self, article_id: str) -> str | None:
+        got = self.articles.get(ids=[article_id], include=["metadatas"])
+        return got["metadatas"][0]["text"] if got["ids"] else None
+
     # -- term vectors (see qa.vocab) ----------------------------------------------------------
+    # The term table is read whole and never searched by similarity, but every Chroma
+    # collection indexes its vectors and full-text-indexes its documents: with 384-d vectors
+    # the table cost as much time as the model itself, and as documents about as much again.
+    # So each term record gets a 1-d placeholder vector (spread over [0, 1) so the graph
+    # stays well-formed) and its real vector travels in the metadata, float16 in base64.
+    #
+    # On a local index the table is one file beside the Chroma store instead
+    # (``terms.npz``, replaced atomically): even metadata upserts of ~10k terms took 2 s, a
+    # tenth of the whole indexing run. On a Chroma server it stays in the store, so every
+    # process sharing the server sees it.
+    @property
+    def _terms_file(self) -> Path | None:
+        return None if self.settings.chroma_url else Path(self.settings.index_dir) / "terms.npz"
+
     def merge_terms(self, sums: dict[str, np.ndarray], counts: dict[str, int]) -> None:
         """Fold new occurrences into the stored per-term averages."""
+        if self._terms_file is not None:
+            self._merge_terms_file(self._terms_file, sums, counts)
+            return
         ids = sorted(sums)
         for i in range(0, len(ids), _BATCH):
             part = ids[i : i + _BATCH]
-            old = self.terms.get(ids=part, include=["embeddings", "metadatas"])
+            old = self.terms.get(ids=part, include=["metadatas"])
             prev = {
-                t: (np.asarray(v, dtype=np.float32), int(m["count"]))
-                for t, v, m in zip(old["ids"], old["embeddings"], old["metadatas"], strict=True)
+                t: (_decode_vector(m["vector"]), int(m["count"]))
+                for t, m in zip(old["ids"], old["metadatas"], strict=True)
             }
-            vectors, metas = [], []
+            metas = []
             for t in part:
                 total, n = sums[t], counts[t]
                 if t in prev:
                     total = total + prev[t][0] * prev[t][1]
                     n += prev[t][1]
-                vectors.append(total / n)
-                metas.append({"count": n})
-            self.terms.upsert(ids=part, embeddings=np.stack(vectors), metadatas=metas)
+                metas.append({"count": n, "vector": _encode_vector(total / n)})
+            self.terms.upsert(
+                ids=part,
+                metadatas=metas,
+                embeddings=np.array([[_placeholder(t)] for t in part], dtype=np.float32),
+            )
+
+    @staticmethod
+    def _read_terms_file(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+        if not path.is_file():
+            return [], np.zeros((0, 384), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        with np.load(path, allow_pickle=False) as data:
+            return list(data["terms"]), data["vectors"].astype(np.float32), data["counts"]
+
+    def _merge_terms_file(
+        self, path: Path, sums: dict[str, np.ndarray], counts: dict[str, int]
+    ) -> None:
+        terms, vectors, old_counts = self._read_terms_file(path)
+        index = {t: i for i, t in enumerate(terms)}
+        new = [t for t in sums if t not in index]
+        totals = vectors * old_counts[:, None]
+        totals = np.vstack([totals, np.zeros((len(new), totals.shape[1]), dtype=np.float32)])
+        all_counts = np.concatenate([old_counts, np.zeros(len(new), dtype=np.int64)])
+        for t in new:
+            index[t] = len(terms)
+            terms.append(t)
+        for t, vec in sums.items():
+            totals[index[t]] += vec
+            all_counts[index[t]] += counts[t]
+        means = totals / np.maximum(all_counts, 1)[:, None]
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, terms=np.array(terms), vectors=means.astype(np.float16), counts=all_counts)
+        tmp.replace(path)
 
     def load_terms(self, page: int = 20000) -> tuple[list[str], np.ndarray]:
+        if self._terms_file is not None:
+            terms, vectors, _ = self._read_terms_file(self._terms_file)
+            return terms, vectors
         ids: list[str] = []
         vectors: list[np.ndarray] = []
         offset = 0
         while True:
-            got = self.terms.get(include=["embeddings"], limit=page, offset=offset)
+            got = self.terms.get(include=["metadatas"], limit=page, offset=offset)
             ids += got["ids"]
-            if len(got["ids"]):
-                vectors.append(np.asarray(got["embeddings"], dtype=np.float32))
+            vectors += [_decode_vector(m["vector"]) for m in got["metadatas"]]
             if len(got["ids"]) < page:
                 break
             offset += page
         return ids, (np.vstack(vectors) if vectors else np.zeros((0, 384), dtype=np.float32))
+
+
+def _encode_vector(vec: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vec, dtype="<f2").tobytes()).decode("ascii")
+
+
+def _decode_vector(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float32)
+
+
+def _placeholder(term: str) -> float:
+    return int(hashlib.sha1(term.encode()).hexdigest()[:8], 16) / 2**32
 
 
 @contextlib.contextmanager

@@ -31,21 +31,32 @@ class TermAccumulator:
 
     def add(self, text: str, encoding, states: np.ndarray) -> None:
         """Add one passage: ``encoding`` from the tokenizer, ``states`` its token states."""
-        groups: dict[int, list[int]] = {}
-        for i, wid in enumerate(encoding.word_ids):
-            if wid is not None:
-                groups.setdefault(wid, []).append(i)
+        word_ids = encoding.word_ids
+        starts = [
+            i for i, w in enumerate(word_ids) if w is not None and (i == 0 or word_ids[i - 1] != w)
+        ]
+        if not starts:
+            return
+        ends = [*starts[1:], len(word_ids)]
+        # a word's vector is the mean of its word pieces (one reduceat for the passage)
+        bounds = np.array(starts)
+        sums = np.add.reduceat(states, bounds, axis=0)
         offsets = encoding.offsets
-        for idxs in groups.values():
-            term = self._term(text[offsets[idxs[0]][0] : offsets[idxs[-1]][1]])
+        for k, (first, end) in enumerate(zip(starts, ends, strict=True)):
+            last = end - 1
+            while word_ids[last] is None:  # [SEP] closes the last word's range
+                last -= 1
+            term = self._term(text[offsets[first][0] : offsets[last][1]])
             if term is None:
                 continue
-            vec = states[idxs].mean(axis=0) if len(idxs) > 1 else states[idxs[0]]
+            vec = sums[k] / (last - first + 1) if last > first else states[first]
+            if last + 1 < end:  # the reduceat range included specials: recompute
+                vec = states[first : last + 1].mean(axis=0)
             if term in self.sums:
                 self.sums[term] += vec
                 self.counts[term] += 1
             else:
-                self.sums[term] = vec.astype(np.float32).copy()
+                self.sums[term] = np.array(vec, dtype=np.float32)
                 self.counts[term] = 1
 
 

@@ -14,8 +14,7 @@ ARTICLES = {}
 
 def _article(engine, article_id: str) -> str:
     if article_id not in ARTICLES:
-        got = engine.store.articles.get(ids=[article_id], include=["documents"])
-        ARTICLES[article_id] = got["documents"][0]
+        ARTICLES[article_id] = engine.store.article_text(article_id)
     return ARTICLES[article_id]
 
 

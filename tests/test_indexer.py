@@ -108,6 +108,7 @@ def test_kill_9_mid_index_then_reindex_completes(tmp_path, embedder):
         "QA_INDEX_DIR": str(tmp_path / "index"),
         "QA_CORPUS_DIR": str(corpus),
         "QA_INDEX_BATCH": "24",
+        "QA_INDEX_COMMIT_PASSAGES": "24",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "qa.cli", "index"],
@@ -145,3 +146,18 @@ def test_kill_9_mid_index_then_reindex_completes(tmp_path, embedder):
     store = Store(settings, index_fingerprint(settings))
     n_sentences = store.sentences.count()
     assert n_sentences == Store(clean, index_fingerprint(clean)).sentences.count()
+
+
+def test_same_text_under_two_names_is_indexed_once(tmp_path, corpus_copy, embedder):
+    settings = load_settings(index_dir=tmp_path / "index", corpus_dir=corpus_copy)
+    original = corpus_copy / "001_133982da83dacee9.txt"
+    (corpus_copy / "copy.txt").write_text(original.read_text(encoding="utf-8"), encoding="utf-8")
+    report = index_corpus(settings, embedder=embedder, progress=False)
+    assert report.added == ["000_0e3c8bbfb1785107.txt", "001_133982da83dacee9.txt"]
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        ("copy.txt", "same text as 001_133982da83dacee9.txt")
+    ]
+    ids = list(_snapshot(settings))
+    assert len(ids) == len(set(ids))
+    again = index_corpus(settings, embedder=embedder, progress=False)
+    assert again.added == again.removed == [] and len(again.skipped) == 1
