@@ -144,6 +144,154 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _format_metric(key: str, value: object) -> str:
+    if value is None:
+        return "n/a"
+    if key.startswith("latency"):
+        return f"{value:.1f} ms"
+    if key.startswith("n_"):
+        return str(value)
+    return f"{value:.3f}"
+
+
+def format_eval(result: dict[str, Any]) -> str:
+    """Metrics side by side (ours first), then what failed and why."""
+    from qa.evaluate import METRIC_KEYS
+
+    columns = [("hybrid (ours)", result["metrics"])] + [
+        (c["name"], c["metrics"]) for c in result.get("compare", []) if c["name"] != "hybrid (ours)"
+    ]
+    targets = result.get("targets", {})
+    header = ["metric", *[name for name, _ in columns]] + (["target"] if targets else [])
+    rows = [header]
+    for key in METRIC_KEYS:
+        row = [key, *[_format_metric(key, m.get(key)) for _, m in columns]]
+        if targets:
+            op, bound = targets.get(key, ("", None))
+            row.append(f"{op} {bound}" if bound is not None else "")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [result["title"], ""]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    failed = [q for q in result["per_question"] if q["failure"]]
+    lines += ["", f"{len(failed)} of {len(result['per_question'])} questions failed"]
+    for q in failed[:40]:
+        lines.append(f"  {q['id']:>10}  {q['failure']:<38}  {q['question'][:70]}")
+    if len(failed) > 40:
+        lines.append(f"  … {len(failed) - 40} more (see --json / --report)")
+    return "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from qa.embedding import MiniLMEmbedding
+    from qa.engine import Engine
+    from qa.evaluate import TARGETS, git_revision, read_gold, run
+    from qa.indexer import index_corpus, index_documents, index_fingerprint
+    from qa.ingest import read_corpus
+
+    settings = _settings(args)
+    top_k = args.top_k or settings.top_k
+    progress = not args.quiet
+    tmp = None
+    if args.squad:
+        from qa.squad import load_squad
+
+        docs, items, version = load_squad(Path(args.squad), args.limit, args.seed)
+        title = (
+            f"SQuAD {version} ({Path(args.squad).name}): {len(items)} questions, seed {args.seed}"
+        )
+        corpus = str(args.squad)
+    else:
+        gold = Path(args.gold)
+        docs, _ = read_corpus([settings.corpus_dir], settings.corpus_dir)
+        items, problems = read_gold(gold, [d.text for d in docs])
+        if args.check:
+            for problem in problems:
+                print(problem)
+            print(f"{gold}: {len(items)} questions, {len(problems)} problems")
+            return 2 if problems else 0
+        if problems:
+            more = (
+                f" (and {len(problems) - 1} more: see `qa eval --check`)"
+                if len(problems) > 1
+                else ""
+            )
+            raise QAError(problems[0] + more)
+        if args.limit is not None and args.limit < len(items):
+            import random
+
+            items = random.Random(args.seed).sample(items, args.limit)
+        title = f"Gold set ({gold}): {len(items)} questions"
+        corpus = str(settings.corpus_dir)
+
+    embedder = MiniLMEmbedding(settings.onnx_threads, settings.embed_batch_size)
+    try:
+        if args.squad:
+            tmp = tempfile.TemporaryDirectory(prefix="qa-squad-")
+            settings = settings.model_copy(update={"index_dir": Path(tmp.name), "chroma_url": None})
+            index_documents(settings, docs, embedder=embedder, progress=progress)
+        else:
+            index_corpus(settings, embedder=embedder, progress=progress)  # built if it isn't
+
+        def config(retriever: str) -> dict[str, Any]:
+            return {
+                "embedder": index_fingerprint(settings),
+                "retriever": retriever,
+                "answerer": "extractive",
+                "top_k": top_k,
+                "corpus": corpus,
+                "git_revision": git_revision(),
+            }
+
+        runs = []
+        for name in ["hybrid", *(["bm25", "dense"] if args.compare else [])]:
+            engine = Engine(settings, embedder=embedder, retriever=name)
+            scored = run(
+                items,
+                lambda item, e=engine: e.ask(item.question, history=item.history, top_k=top_k),
+                progress=progress,
+                desc=name,
+            )
+            runs.append(
+                ("hybrid (ours)" if name == "hybrid" else f"{name} alone", scored, config(name))
+            )
+        if args.compare:
+            from qa.reference import LlamaIndexReference
+
+            reference = LlamaIndexReference(docs, embedder, top_k)
+            scored = run(
+                items,
+                lambda item: reference.ask(item.question),
+                answers=False,
+                progress=progress,
+                desc="llamaindex",
+            )
+            cfg = config("llama-index VectorStoreIndex defaults (SentenceSplitter 1024/200)")
+            cfg["answerer"] = None
+            runs.append(("LlamaIndex default", scored, cfg))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+    _, ours, ours_config = runs[0]
+    result: dict[str, Any] = {"title": title, **ours, "config": ours_config}
+    if args.compare:
+        result["compare"] = [{"name": n, "metrics": r["metrics"], "config": c} for n, r, c in runs]
+    if not args.squad:
+        result["targets"] = TARGETS
+    print(format_eval(result))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
+    if args.report:
+        from qa.report import write_report
+
+        path = write_report([result], Path(args.report), command="qa " + " ".join(sys.argv[1:]))
+        print(f"report: {path}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -151,6 +299,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if not 1 <= value <= 50:
         raise argparse.ArgumentTypeError(f"expected 1 to 50, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
 
 
@@ -178,6 +336,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", parents=[common], help="a conversation in the terminal")
     p.add_argument("--top-k", type=_positive_int)
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("eval", parents=[common], help="score the pipeline on gold questions")
+    p.add_argument("gold", nargs="?", default="corpus/gold.jsonl", help="gold JSONL file")
+    p.add_argument("--squad", help="a SQuAD v1.1/v2.0 JSON file instead of a gold file")
+    p.add_argument("--limit", type=_count, help="a seeded sample of this many questions")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample (0)")
+    p.add_argument("--top-k", type=_positive_int, help="passages per question (QA_TOP_K)")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="also BM25 alone, dense alone and LlamaIndex's default pipeline",
+    )
+    p.add_argument("--json", dest="json_out", metavar="OUT.json", help="write all results")
+    p.add_argument("--report", metavar="OUT.md", help="write a Markdown report with charts")
+    p.add_argument("--check", action="store_true", help="only validate the gold file")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("list", parents=[common], help="what is indexed")
     p.add_argument("--json", action="store_true")

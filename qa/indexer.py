@@ -210,7 +210,6 @@ def index_corpus(
     progress: bool = True,
 ) -> IndexReport:
     """Bring the index in line with the articles under ``paths`` (default: the corpus)."""
-    started = time.perf_counter()
     roots = [Path(p) for p in (paths or [settings.corpus_dir])]
     for root in roots:
         if not root.exists():
@@ -218,8 +217,27 @@ def index_corpus(
     docs, skipped = read_corpus(roots, settings.corpus_dir)
     if not docs and not skipped:
         raise QAError(f"no article files found in {', '.join(map(str, roots))}")
+    dir_roots = {str(r.resolve()) for r in roots if r.is_dir()}
+    return index_documents(
+        settings, docs, skipped, dir_roots, rebuild=rebuild, embedder=embedder, progress=progress
+    )
+
+
+def index_documents(
+    settings: Settings,
+    docs: Sequence[Document],
+    skipped: Sequence[Skipped] = (),
+    scope: set[str] | frozenset[str] = frozenset(),
+    *,
+    rebuild: bool = False,
+    embedder: MiniLMEmbedding | None = None,
+    progress: bool = True,
+) -> IndexReport:
+    """Index ``docs``; committed articles whose ``root`` is in ``scope`` and that are not
+    among ``docs`` are removed (they left the corpus)."""
+    started = time.perf_counter()
     embedder = embedder or MiniLMEmbedding(settings.onnx_threads, settings.embed_batch_size)
-    report = IndexReport(skipped=skipped)
+    report = IndexReport(skipped=list(skipped))
 
     with write_lock(settings):
         if rebuild:
@@ -232,12 +250,11 @@ def index_corpus(
         if orphans:
             store.delete_articles(orphans)
 
-        dir_roots = {str(r.resolve()) for r in roots if r.is_dir()}
         present = {d.doc_id for d in docs}
         report.removed = sorted(
             aid
             for aid, meta in committed.items()
-            if meta.get("root") in dir_roots and aid not in present
+            if meta.get("root") in scope and aid not in present
         )
         to_write = []
         # the same text under two names is indexed once; the other is reported as skipped

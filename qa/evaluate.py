@@ -1,0 +1,277 @@
+"""Evaluation: run a gold question set through exactly the pipeline the chat uses and score
+retrieval, answers, citations and refusals; optionally beside baselines.
+
+Gold file (JSONL, one question a line):
+``{"id", "question", "answers": [str], "evidence": [str], "type", "unanswerable"?, "history"?}``.
+A passage *supports* a question when it contains one of its evidence snippets; matching
+ignores case, whitespace runs, curly versus straight quotes and dash kinds. SQuAD questions
+(``qa.squad``) instead name their own paragraph as evidence (``evidence_article``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.errors import QAError
+
+_DASHES = re.compile(r"[\u2010-\u2015\u2212\u2043\ufe58\ufe63\uff0d]")
+_SPACE = re.compile(r"\s+")
+_QUOTES = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u00a0": " ",
+    }
+)
+
+METRIC_KEYS = (
+    "hit_at_k",
+    "mrr",
+    "answer_accuracy",
+    "citation_precision",
+    "citation_recall",
+    "refusal_accuracy",
+    "false_refusal_rate",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "n_questions",
+    "n_answerable",
+    "n_unanswerable",
+)
+TARGETS = {
+    "hit_at_k": [">=", 0.95],
+    "answer_accuracy": [">=", 0.90],
+    "citation_precision": [">=", 0.90],
+    "refusal_accuracy": [">=", 0.80],
+    "false_refusal_rate": ["<=", 0.05],
+}
+
+
+def normalize(text: str) -> str:
+    """Case, whitespace, quote and dash differences removed (the matching rule)."""
+    return _SPACE.sub(" ", _DASHES.sub("-", text.translate(_QUOTES))).strip().lower()
+
+
+@dataclass
+class GoldItem:
+    id: str
+    question: str
+    answers: list[str]
+    evidence: list[str]
+    type: str
+    unanswerable: bool = False
+    history: list[dict] = field(default_factory=list)
+    evidence_article: str | None = None  # SQuAD: the question's own paragraph
+
+    def supported_by(self, passage_text: str, article_id: str) -> bool:
+        if self.evidence_article is not None:
+            return article_id == self.evidence_article
+        text = normalize(passage_text)
+        return any(normalize(e) in text for e in self.evidence)
+
+    def answered_by(self, answer: str) -> bool:
+        text = normalize(answer)
+        return any(normalize(a) in text for a in self.answers if a.strip())
+
+
+def _parse_item(obj: object) -> GoldItem:
+    """One gold line, or ValueError saying what is wrong with it."""
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    for key in ("id", "question", "type"):
+        if not isinstance(obj.get(key), str) or not obj[key].strip():
+            raise ValueError(f"'{key}' must be a non-empty string")
+    for key in ("answers", "evidence"):
+        if not isinstance(obj.get(key), list) or not all(isinstance(x, str) for x in obj[key]):
+            raise ValueError(f"'{key}' must be a list of strings")
+    unanswerable = obj.get("unanswerable", False)
+    if not isinstance(unanswerable, bool):
+        raise ValueError("'unanswerable' must be true or false")
+    if unanswerable and (obj["answers"] or obj["evidence"]):
+        raise ValueError("an unanswerable question has empty 'answers' and 'evidence'")
+    if not unanswerable and not (obj["answers"] and obj["evidence"]):
+        raise ValueError("an answerable question needs 'answers' and 'evidence'")
+    history = obj.get("history", [])
+    if not isinstance(history, list) or not all(
+        isinstance(t, dict)
+        and t.get("role") in ("user", "assistant")
+        and isinstance(t.get("content"), str)
+        for t in history
+    ):
+        raise ValueError("'history' must be a list of {role: user|assistant, content: str}")
+    return GoldItem(
+        obj["id"],
+        obj["question"],
+        obj["answers"],
+        obj["evidence"],
+        obj["type"],
+        unanswerable,
+        history,
+    )
+
+
+def read_gold(
+    path: Path, corpus_texts: Sequence[str] | None = None
+) -> tuple[list[GoldItem], list[str]]:
+    """Items and the problems found, each naming its line. Evidence is checked against
+    ``corpus_texts`` when given."""
+    if not path.is_file():
+        raise QAError(f"gold file {path} does not exist")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise QAError(f"gold file {path} is not UTF-8 text") from None
+    corpus = [normalize(t) for t in corpus_texts] if corpus_texts is not None else None
+    items, problems, seen = [], [], set()
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name} line {lineno}"
+        try:
+            item = _parse_item(json.loads(line))
+        except ValueError as exc:
+            reason = "not valid JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            problems.append(f"{where}: {reason}")
+            continue
+        if item.id in seen:
+            problems.append(f"{where}: duplicate id {item.id!r}")
+        seen.add(item.id)
+        if corpus is not None:
+            for snippet in item.evidence:
+                if not any(normalize(snippet) in text for text in corpus):
+                    problems.append(f"{where}: evidence not found in the corpus: {snippet[:80]!r}")
+        items.append(item)
+    return items, problems
+
+
+# -- scoring -------------------------------------------------------------------------------
+def _share(flags: Iterable[bool]) -> float | None:
+    flags = list(flags)
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def score(
+    items: Sequence[GoldItem],
+    results: Sequence[dict],
+    latencies: Sequence[float],
+    answers: bool = True,
+) -> dict[str, Any]:
+    """Metrics and the per-question table for answers in the engine's JSON shape.
+    ``answers=False`` for retrieval-only systems: answer metrics are null."""
+    per_question = []
+    hits, rr, correct, refused_ok, false_ref = [], [], [], [], []
+    cite_ok, cite_recall = [], []
+    for item, res, ms in zip(items, results, latencies, strict=True):
+        hit_rank = next(
+            (r["rank"] for r in res["retrieved"] if item.supported_by(r["text"], r["article_id"])),
+            None,
+        )
+        refused = bool(res.get("refused"))
+        row = {
+            "id": item.id,
+            "question": item.question,
+            "answer": res.get("answer"),
+            "refused": refused if answers else None,
+            "hit_rank": hit_rank,
+            "correct": None,
+            "citations_ok": None,
+            "latency_ms": round(ms, 2),
+            "type": item.type,
+            "unanswerable": item.unanswerable,
+            "failure": None,
+        }
+        if item.unanswerable:
+            if answers:
+                refused_ok.append(refused)
+                row["correct"] = refused
+                if not refused:
+                    row["failure"] = "answered an unanswerable question"
+        else:
+            hits.append(hit_rank is not None)
+            rr.append(1.0 / hit_rank if hit_rank else 0.0)
+            if answers:
+                is_correct = not refused and item.answered_by(res.get("answer") or "")
+                correct.append(is_correct)
+                false_ref.append(refused)
+                supporting = [
+                    item.supported_by(c["text"], c["article_id"]) for c in res["citations"]
+                ]
+                cite_ok += [
+                    s or item.answered_by(c["text"])
+                    for s, c in zip(supporting, res["citations"], strict=True)
+                ]
+                row["correct"] = is_correct
+                row["citations_ok"] = any(supporting)
+                if is_correct:
+                    cite_recall.append(any(supporting))
+                if refused:
+                    row["failure"] = "false refusal" + ("" if hit_rank else " (missed retrieval)")
+                elif not is_correct:
+                    row["failure"] = "wrong answer" + ("" if hit_rank else " (missed retrieval)")
+            elif hit_rank is None:
+                row["failure"] = "missed retrieval"
+        per_question.append(row)
+    lat = np.asarray(latencies, dtype=float)
+    metrics = {
+        "hit_at_k": _share(hits),
+        "mrr": round(float(np.mean(rr)), 4) if rr else None,
+        "answer_accuracy": _share(correct) if answers else None,
+        "citation_precision": _share(cite_ok) if answers else None,
+        "citation_recall": _share(cite_recall) if answers else None,
+        "refusal_accuracy": _share(refused_ok) if answers else None,
+        "false_refusal_rate": _share(false_ref) if answers else None,
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
+        "latency_ms_p95": round(float(np.percentile(lat, 95)), 2) if len(lat) else None,
+        "n_questions": len(items),
+        "n_answerable": sum(not i.unanswerable for i in items),
+        "n_unanswerable": sum(i.unanswerable for i in items),
+    }
+    return {"metrics": metrics, "per_question": per_question}
+
+
+def run(
+    items: Sequence[GoldItem],
+    ask: Callable[[GoldItem], dict],
+    *,
+    answers: bool = True,
+    progress: bool = True,
+    desc: str = "evaluating",
+) -> dict[str, Any]:
+    """Ask every question (timed) and score the results."""
+    from tqdm import tqdm
+
+    results, latencies = [], []
+    for item in tqdm(items, desc=desc, unit="q", disable=not progress, dynamic_ncols=True):
+        t0 = time.perf_counter()
+        results.append(ask(item))
+        latencies.append((time.perf_counter() - t0) * 1000)
+    return score(items, results, latencies, answers=answers)
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
