@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench lock clean
+.PHONY: install run test lint bench eval lock clean
 
 install: $(STAMP)
 
@@ -28,6 +28,19 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/bench_engine.py
+
+# The gold set with baselines side by side, and 2,000-question samples of SQuAD v1.1 and of
+# the SQuAD 2.0 half (read in place from ../shared/bench-data), into docs/eval.md.
+SQUAD := ../shared/bench-data/squad
+eval: install
+	mkdir -p docs/eval
+	$(BIN)/qa eval corpus/gold.jsonl --compare --quiet --json docs/eval/gold.json
+	$(BIN)/qa eval --squad $(SQUAD)/dev-v1.1.json --limit 2000 --seed 0 --compare --quiet \
+		--json docs/eval/squad-v1.1.json
+	$(BIN)/qa eval --squad $(SQUAD)/dev-v2.0-cs224n-half.json --limit 2000 --seed 0 --compare \
+		--quiet --json docs/eval/squad-v2.0-half.json
+	$(BIN)/python -m qa.report docs/eval/gold.json docs/eval/squad-v1.1.json \
+		docs/eval/squad-v2.0-half.json --out docs/eval.md --command "make eval"
 
 # Re-pin constraints.txt from a clean environment after changing pyproject.toml.
 lock:
