@@ -159,7 +159,29 @@ _FOCUS = [
         r"(?:of|for|in|per|on|at|between|behind|that)\b",
         re.I,
     ),
+    re.compile(r"\b(?:what|which) ([a-z][\w-]*) per\b", re.I),  # "what price per unit"
 ]
+
+# Capitals standing for their countries, as news writes them ("Moscow and Beijing agreed").
+_CAPITALS = {
+    "Moscow": "Russia Russian",
+    "Beijing": "China Chinese",
+    "Tokyo": "Japan Japanese",
+    "Washington": "United States U.S. US America American",
+    "Seoul": "Korea Korean",
+    "Pyongyang": "North Korea",
+    "Kiev": "Ukraine Ukrainian",
+    "Kyiv": "Ukraine Ukrainian",
+    "Brussels": "EU Europe European",
+    "London": "Britain British UK",
+    "Paris": "France French",
+    "Berlin": "Germany German",
+    "Delhi": "India Indian",
+    "Tehran": "Iran Iranian",
+    "Damascus": "Syria Syrian",
+    "Ankara": "Turkey Turkish",
+}
+METONYMS = {terms(k)[0]: set(terms(v)) for k, v in _CAPITALS.items()}
 
 
 _HEAD = re.compile(rf"\b(?:which|what) {_AUX}([a-z][\w-]*)(?: {_AUX}([a-z][\w-]*))?", re.I)
@@ -201,8 +223,12 @@ class ExtractiveAnswerer:
         max_sentences: int = 2,
         margin: float = 0.06,
         refusal: RefusalModel | None = None,
+        provenance: set[str] | None = None,
     ) -> None:
         self.keyword = keyword
+        # terms naming the outlets of the indexed articles ("The Diplomat"): "according to
+        # The Diplomat" says where, not what, so they don't count against an answer
+        self.provenance = provenance or set()
         self.vocab = vocab or TermVectors([], np.zeros((0, 384), dtype=np.float32))
         self.max_sentences = max_sentences
         self.margin = margin
@@ -250,7 +276,7 @@ class ExtractiveAnswerer:
         sentence_vecs: dict[str, np.ndarray],
         query_states: tuple | None = None,
     ) -> Selection:
-        framing = answer_nouns(question)
+        framing = answer_nouns(question) | self.provenance
         q_terms = [t for t in query_terms(query) if t not in framing] or query_terms(query)
         cands = self.candidates(passages, sentence_vecs)
         if not q_terms or not cands:
@@ -273,7 +299,9 @@ class ExtractiveAnswerer:
         def presence(text_terms: set[str]) -> dict[str, float]:
             """Per question term: 1 if present word for word, else credit for a match in
             meaning with one of the text's terms (corpus term vectors)."""
-            got = {t: 1.0 for t in q_terms if t in text_terms}
+            got = {
+                t: 1.0 for t in q_terms if t in text_terms or METONYMS.get(t, set()) & text_terms
+            }
             if len(got) < len(q_terms) and order:
                 sims = self.vocab.similarity(text_terms, q_matrix)
                 for j, t in enumerate(order):
@@ -291,8 +319,9 @@ class ExtractiveAnswerer:
             score = 0.5 * c.dense + 0.5 * c.coverage + 0.02 / (1 + c.rank)
             if kind is not None:
                 score += 0.12 if has_type(kind, c.text) else -0.12
-            if len(words(c.text)) < 5:
-                score -= 0.15  # headings and credits: searchable, but not an answer
+            if len(words(c.text)) < 5 and not (kind and has_type(kind, c.text)):
+                score -= 0.15  # headings and credits: searchable, not an answer (a dateline
+                # can be one: "When was it published?" -> "June 2, 2014")
             if s_terms and s_terms <= q_set:
                 score -= 0.2  # only repeats the question
             c.score = score

@@ -28,6 +28,7 @@ from qa.retrieve import (
 )
 from qa.settings import Settings
 from qa.store import Store, StoredPassage
+from qa.text import name_terms
 from qa.vocab import TermVectors
 
 RETRIEVERS = ("hybrid", "dense", "bm25")
@@ -84,9 +85,11 @@ class Engine:
         if not table.passages:
             raise QAError(f"the index at {self.store.where} is empty: run `qa index`")
         vocab = TermVectors(*self.store.load_terms())
+        sources = {m.get("source") or "" for m in self.store.committed_articles().values()}
+        provenance = set().union(*(name_terms(f"In {s}") for s in sources))
         with self._lock:
             self.table = table
-            self.answerer = ExtractiveAnswerer(table.keyword, vocab)
+            self.answerer = ExtractiveAnswerer(table.keyword, vocab, provenance=provenance)
 
     def _retriever(self, top_k: int):
         n = max(self.settings.candidates, top_k)
