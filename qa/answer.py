@@ -49,6 +49,8 @@ _DATE_Q = re.compile(
     re.I,
 )
 _WHO_Q = re.compile(r"^\W*(who|whom|whose)\b", re.I)
+_WHERE_Q = re.compile(r"^\W*(and )?where\b|\bin which (city|country|region|place)\b", re.I)
+_PLACE = re.compile(r"\b(in|at|from|near|to) (the )?[A-Z][a-z]+")
 _NUMBER = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|"
     r"hundred|thousand|million|billion|trillion|half|twice|double)\b",
@@ -83,6 +85,8 @@ def expected_type(question: str) -> str | None:
         return "number"
     if _WHO_Q.search(question):
         return "name"
+    if _WHERE_Q.search(question):
+        return "place"
     return None
 
 
@@ -93,6 +97,8 @@ def has_type(kind: str | None, text: str) -> bool:
         return bool(_DATE.search(text))
     if kind == "name":
         return bool(_NAME.search(text))
+    if kind == "place":
+        return bool(_PLACE.search(text))
     return True
 
 

@@ -52,6 +52,9 @@ _ELLIPSIS = re.compile(
     re.I,
 )
 _MAX_CARRIED = 12
+_MAX_NAMES = 4
+_PERSONAL = {"he", "him", "his", "she", "her", "hers", "they", "them", "their"}
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]+")
 _WORD = re.compile(r"[\w’'-]+")
 
 
@@ -76,14 +79,38 @@ def _content_words(text: str) -> list[str]:
 
 
 def condense(question: str, history: Sequence[dict] | None) -> str:
-    """The question made self-contained for retrieval, from the user turns before it."""
+    """The question made self-contained for retrieval, from the turns before it.
+
+    The subject comes from the user's earlier questions; a pronoun ("when did *he* take
+    office?") may also point at someone the last answer named, so the names in the last
+    assistant turn are carried too.
+    """
     if not history:
         return question
-    context = ""
+    context, last_answer = "", ""
     for turn in history:
-        if turn.get("role") == "user" and isinstance(turn.get("content"), str):
-            context = condense_pair(turn["content"], context)
-    return condense_pair(question, context)
+        content = turn.get("content")
+        if not isinstance(content, str):
+            continue
+        if turn.get("role") == "user":
+            context = condense_pair(content, context)
+        elif turn.get("role") == "assistant":
+            last_answer = content
+    names = " ".join(_names(last_answer)[:_MAX_NAMES]) if _refers(question) else ""
+    return condense_pair(question, f"{context} {names}".strip())
+
+
+def _refers(question: str) -> bool:
+    return any(t in _PERSONAL for t in words(question))
+
+
+def _names(text: str) -> list[str]:
+    """Capitalised words not at a sentence start (names), in order, once each."""
+    seen: dict[str, None] = {}
+    for match in _NAME.finditer(text):
+        if match.group(0).lower() not in stopwords():
+            seen.setdefault(match.group(0), None)
+    return list(seen)
 
 
 def condense_pair(question: str, context: str) -> str:

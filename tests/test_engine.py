@@ -153,3 +153,13 @@ def test_list_articles(engine):
         "001_133982da83dacee9.txt",
     }
     assert sum(a["passages"] for a in listing["articles"]) == listing["passages"]
+
+
+def test_pronoun_follow_up_finds_the_person_named_in_the_last_answer(engine):
+    history = [
+        {"role": "user", "content": "Who proposed making CICA a formal security mechanism?"},
+        {"role": "assistant", "content": "President Xi Jinping proposed it in his keynote [1]."},
+    ]
+    assert "Xi Jinping" in condense("When did he take office?", history)
+    result = engine.ask("When did he take office?", history=history)
+    assert "March 2013" in result["answer"]
