@@ -118,21 +118,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from qa.store import Store
 
     settings = _settings(args)
-    store = Store(settings, index_fingerprint(settings))
-    committed = store.committed_articles()
-    listing = {
-        "articles": [
-            {
-                "article_id": aid,
-                "title": m.get("title"),
-                "source": m.get("source") or None,
-                "published": m.get("published") or None,
-                "passages": m.get("passages", 0),
-            }
-            for aid, m in sorted(committed.items())
-        ],
-        "passages": store.count(),
-    }
+    listing = Store(settings, index_fingerprint(settings)).listing()
     if args.json:
         print(json.dumps(listing, ensure_ascii=False))
         return 0

@@ -198,15 +198,4 @@ class Engine:
         }
 
     def list_articles(self) -> dict[str, Any]:
-        committed = self.store.committed_articles()
-        articles = [
-            {
-                "article_id": aid,
-                "title": m.get("title"),
-                "source": m.get("source") or None,
-                "published": m.get("published") or None,
-                "passages": m.get("passages", 0),
-            }
-            for aid, m in sorted(committed.items())
-        ]
-        return {"articles": articles, "passages": self.store.count()}
+        return self.store.listing()

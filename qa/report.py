@@ -24,22 +24,15 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 from qa.errors import QAError
+from qa.evaluate import METRIC_KEYS
 
 #: The name ``qa eval --compare`` gives our own configuration among the baselines.
 OURS = "hybrid (ours)"
 
 #: Metrics that are shares in [0, 1]: shown as 0.xxx and drawn in the bar chart.
-RATE_KEYS = (
-    "hit_at_k",
-    "mrr",
-    "answer_accuracy",
-    "citation_precision",
-    "citation_recall",
-    "refusal_accuracy",
-    "false_refusal_rate",
-)
-LATENCY_KEYS = ("latency_ms_p50", "latency_ms_p95")
-COUNT_KEYS = ("n_questions", "n_answerable", "n_unanswerable")
+RATE_KEYS = METRIC_KEYS[:7]
+LATENCY_KEYS = METRIC_KEYS[7:9]
+COUNT_KEYS = METRIC_KEYS[9:]
 METRIC_ORDER = RATE_KEYS + LATENCY_KEYS + COUNT_KEYS
 
 #: Readable names; the JSON key stays visible in the metrics table so the two can be matched.

@@ -42,31 +42,27 @@ class DenseRetriever(BaseRetriever):
         super().__init__()
         self._store, self._table, self._embedder, self._n = store, table, embedder, n
 
+    def _hits(self, vector) -> list[tuple[str, float]]:
+        return self._store.query(vector, self._n)
+
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         vector = query_bundle.embedding or self._embedder.get_query_embedding(
             query_bundle.query_str
         )
-        hits = self._store.query(vector, self._n)
-        return [self._table.node(pid, s) for pid, s in hits if pid in self._table.by_id]
+        return [
+            self._table.node(pid, s) for pid, s in self._hits(vector) if pid in self._table.by_id
+        ]
 
 
-class SentenceRetriever(BaseRetriever):
+class SentenceRetriever(DenseRetriever):
     """Passages ranked by their single best-matching sentence (MiniLM sentence vectors).
 
     A passage mixes several topics; one sentence of it can match a question that the
     passage's average vector misses ("which warship" -> the sentence naming the cruiser).
     """
 
-    def __init__(self, store: Store, table: PassageTable, embedder: MiniLMEmbedding, n: int):
-        super().__init__()
-        self._store, self._table, self._embedder, self._n = store, table, embedder, n
-
-    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        vector = query_bundle.embedding or self._embedder.get_query_embedding(
-            query_bundle.query_str
-        )
-        hits = self._store.query_sentences(vector, self._n * 4)[: self._n]
-        return [self._table.node(pid, s) for pid, s in hits if pid in self._table.by_id]
+    def _hits(self, vector) -> list[tuple[str, float]]:
+        return self._store.query_sentences(vector, self._n * 4)[: self._n]
 
 
 class KeywordRetriever(BaseRetriever):

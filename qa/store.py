@@ -146,6 +146,21 @@ class Store:
         got = self.articles.get(include=["metadatas"])
         return dict(zip(got["ids"], got["metadatas"], strict=True))
 
+    def listing(self) -> dict:
+        """What is indexed: ``{"articles": [{article_id, title, source, published, passages}],
+        "passages": int}`` (``qa list --json`` and the API)."""
+        articles = [
+            {
+                "article_id": aid,
+                "title": m.get("title"),
+                "source": m.get("source") or None,
+                "published": m.get("published") or None,
+                "passages": m.get("passages", 0),
+            }
+            for aid, m in sorted(self.committed_articles().items())
+        ]
+        return {"articles": articles, "passages": self.count()}
+
     def passage_article_ids(self) -> set[str]:
         got = self.passages.get(include=["metadatas"])
         return {m["article_id"] for m in got["metadatas"]}
