@@ -195,6 +195,8 @@ class Engine:
             ],
             "query": query,
             "confidence": round(selection.confidence, 4),
+            # what the answer-or-refuse decision weighed (see qa.answer.RefusalModel)
+            "evidence": {k: round(float(v), 4) for k, v in selection.features.items()},
         }
 
     def list_articles(self) -> dict[str, Any]:

@@ -1,0 +1,92 @@
+"""Fit the refusal model's weights on the development questions (``corpus/dev.jsonl``).
+
+Never on ``corpus/gold.jsonl``: that set is kept for evaluation. Each development line is
+``{"question": str, "answerable": bool, "note": str}``. The script indexes the shipped
+corpus into a temporary index, asks every question, reads the evidence features the
+answerer reports (``"evidence"`` in the answer), fits a logistic regression (numpy, small
+L2 penalty), prints the leave-one-out error rates, and prints the weights to paste into
+``qa.answer.RefusalModel``. The bias is raised by ``--favour-answering`` (0.3): a false
+refusal costs a user more than an unanswered question answered with a cited sentence.
+
+    .venv/bin/python bench/calibrate_refusal.py [--dev corpus/dev.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from qa.answer import FEATURES
+from qa.engine import Engine
+from qa.indexer import index_corpus
+from qa.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fit(x: np.ndarray, y: np.ndarray, penalty: float, steps: int = 20000) -> np.ndarray:
+    """Logistic regression by gradient descent; the last weight is the bias (unpenalised)."""
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-xb @ w))
+        grad = xb.T @ (p - y) / len(y) + penalty * np.r_[w[:-1], 0]
+        w -= grad
+    return w
+
+
+def rates(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(false refusal rate, refusal accuracy) for refusing below zero."""
+    false_refusal = float(((score < 0) & (y == 1)).sum() / max(1, (y == 1).sum()))
+    refusal = float(((score < 0) & (y == 0)).sum() / max(1, (y == 0).sum()))
+    return false_refusal, refusal
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", type=Path, default=ROOT / "corpus" / "dev.jsonl")
+    parser.add_argument("--penalty", type=float, default=0.001)
+    parser.add_argument("--favour-answering", type=float, default=0.3)
+    parser.add_argument(
+        "--fixed",
+        nargs="*",
+        default=["unknown", "type_missing"],
+        help="features kept out of the fit (weight printed as 0 / prior)",
+    )
+    args = parser.parse_args()
+
+    rows = [json.loads(line) for line in args.dev.read_text("utf-8").splitlines() if line.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(index_dir=Path(tmp), corpus_dir=ROOT / "corpus" / "articles")
+        index_corpus(settings, progress=False)
+        engine = Engine(settings)
+        evidence = [engine.ask(r["question"])["evidence"] for r in rows]
+    used = [f for f in FEATURES if f not in args.fixed]
+    x = np.array([[e.get(f, 0.0) for f in used] for e in evidence])
+    y = np.array([1.0 if r["answerable"] else 0.0 for r in rows])
+    w = fit(x, y, args.penalty)
+    w[-1] += args.favour_answering
+    loo = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        wi = fit(x[keep], y[keep], args.penalty)
+        loo.append(np.r_[x[i], 1.0] @ wi + args.favour_answering)
+    train = np.hstack([x, np.ones((len(x), 1))]) @ w
+    print(f"{len(y)} questions: {int(y.sum())} answerable, {int((1 - y).sum())} unanswerable")
+    for name, score in (("train", train), ("leave-one-out", np.array(loo))):
+        false_refusal, refusal = rates(score, y)
+        print(f"{name + ':':<14} false refusal {false_refusal:.3f}, refusal accuracy {refusal:.3f}")
+    weights = dict(zip(used, w[:-1], strict=True))
+    print(
+        "weights (FEATURES order):",
+        "(" + ", ".join(f"{weights.get(f, 0.0):.2f}" for f in FEATURES) + ")",
+        f"bias {w[-1]:.2f}",
+    )
+
+
+if __name__ == "__main__":
+    main()
