@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answer import FEATURES
+from qa.answer import FEATURES, RefusalModel
 from qa.engine import Engine
 from qa.indexer import index_corpus
 from qa.settings import load_settings
@@ -49,6 +49,7 @@ def rates(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dev", type=Path, default=ROOT / "corpus" / "dev.jsonl")
+    parser.add_argument("--only", help="fit only on lines whose note starts with this")
     parser.add_argument("--penalty", type=float, default=0.001)
     parser.add_argument("--favour-answering", type=float, default=0.3)
     parser.add_argument(
@@ -60,6 +61,8 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = [json.loads(line) for line in args.dev.read_text("utf-8").splitlines() if line.strip()]
+    if args.only:
+        rows = [r for r in rows if r["note"].startswith(args.only)]
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(index_dir=Path(tmp), corpus_dir=ROOT / "corpus" / "articles")
         index_corpus(settings, progress=False)
@@ -80,7 +83,9 @@ def main() -> None:
     for name, score in (("train", train), ("leave-one-out", np.array(loo))):
         false_refusal, refusal = rates(score, y)
         print(f"{name + ':':<14} false refusal {false_refusal:.3f}, refusal accuracy {refusal:.3f}")
-    weights = dict(zip(used, w[:-1], strict=True))
+    # features kept out of the fit keep the weight the model has now
+    weights = dict(zip(FEATURES, RefusalModel().weights, strict=True))
+    weights.update(zip(used, w[:-1], strict=True))
     print(
         "weights (FEATURES order):",
         "(" + ", ".join(f"{weights.get(f, 0.0):.2f}" for f in FEATURES) + ")",
