@@ -203,6 +203,25 @@ def head_terms(question: str) -> set[str]:
     return set(query_terms(" ".join(g for g in match.groups() if g))) if match else set()
 
 
+_HOW_MANY = re.compile(r"\bhow many\b", re.I)
+_COUNT_WORD = re.compile(
+    r"^(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"dozens?|hundreds?|thousands?|millions?|billions?)$"
+)
+
+
+def counted_terms(text: str, reach: int = 3) -> set[str]:
+    """Terms that follow a number within ``reach`` words: what the sentence counts
+    ("14 vessels, two submarines" -> vessel, submarin)."""
+    tokens = words(text)
+    out: set[str] = set()
+    for i, tok in enumerate(tokens):
+        if _COUNT_WORD.match(tok):
+            for nxt in tokens[i + 1 : i + 1 + reach]:
+                out.update(terms(nxt))
+    return out
+
+
 def focus_term(question: str) -> str | None:
     """The stemmed term naming what is asked about ("how many *sailors*"), if any."""
     for pattern in _FOCUS:
@@ -258,6 +277,31 @@ class ExtractiveAnswerer:
                 vec = vecs[i] if vecs is not None and i < len(vecs) else None
                 out.append(Candidate(rank, p, p.start + s, p.start + e, p.text[s:e], vec))
         return out
+
+    def _focus_missing(
+        self,
+        question: str,
+        focus: str | None,
+        anywhere: dict[str, float],
+        best: list[Candidate],
+        term_vecs: dict[str, np.ndarray],
+    ) -> float:
+        """How absent the thing asked about is. For "how many X" the best sentences must
+        also *count* X: "how many sailors" is not answered by "14 vessels, two submarines"
+        even though sailors and vessels are related."""
+        if focus is None or focus not in anywhere:
+            return 0.0
+        missing = 1.0 - anywhere[focus]
+        if not _HOW_MANY.search(question) or focus not in term_vecs:
+            return missing
+        counted = set().union(*(counted_terms(c.text) for c in best))
+        if focus in counted:
+            return missing
+        sims = self.vocab.similarity(counted, term_vecs[focus][None, :])
+        # stricter than coverage: a related thing counted ("vessels" for "sailors", 0.53)
+        # is not the thing asked about; a synonym ("nations" for "countries") is
+        bound = min(1.0, max(0.0, (float(sims[0]) - 0.55) / 0.15)) if len(sims) else 0.0
+        return max(missing, 1.0 - bound)
 
     @staticmethod
     def term_vectors(query_states: tuple, wanted: set[str]) -> dict[str, np.ndarray]:
@@ -363,7 +407,7 @@ class ExtractiveAnswerer:
             "dense": max(c.dense for c in cands),
             "coverage": best.coverage,
             "support": max((cover(g) for g in in_passage), default=0.0),
-            "focus_missing": 1.0 - anywhere[focus] if focus in anywhere else 0.0,
+            "focus_missing": self._focus_missing(question, focus, anywhere, ranked[:3], term_vecs),
             "unknown_names": missing(names),
             "unknown": missing(unknown - names),
             "type_missing": float(

@@ -81,6 +81,7 @@ def test_paraphrased_questions_are_answered(engine, question, expected):
         "How much gas does Russia sell to Germany?",
         "When will the pipeline be finished?",
         "What is the population of Kazakhstan?",
+        "How many sailors took part in Joint Sea-2014?",
     ],
 )
 def test_plausible_unanswerable_questions_are_refused(engine, question):
@@ -163,3 +164,11 @@ def test_pronoun_follow_up_finds_the_person_named_in_the_last_answer(engine):
     assert "Xi Jinping" in condense("When did he take office?", history)
     result = engine.ask("When did he take office?", history=history)
     assert "March 2013" in result["answer"]
+
+
+def test_how_many_needs_the_thing_counted():
+    from qa.answer import counted_terms
+
+    sentence = "the exercise deployed 14 vessels, two submarines, nine fixed-wing aircraft"
+    assert {"vessel", "submarin", "aircraft"} <= counted_terms(sentence)
+    assert "exercis" not in counted_terms(sentence)  # named, not counted
