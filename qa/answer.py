@@ -303,6 +303,10 @@ class ExtractiveAnswerer:
         bound = min(1.0, max(0.0, (float(sims[0]) - 0.55) / 0.15)) if len(sims) else 0.0
         return max(missing, 1.0 - bound)
 
+    def _terms_of(self, passage: StoredPassage) -> set[str] | frozenset[str]:
+        found = self.keyword.terms_by_key.get(passage.passage_id)
+        return found if found is not None else set(terms(passage.text))
+
     @staticmethod
     def term_vectors(query_states: tuple, wanted: set[str]) -> dict[str, np.ndarray]:
         """Contextual vector of each wanted term in the question (mean of its word pieces),
@@ -387,7 +391,7 @@ class ExtractiveAnswerer:
             if c.coverage > 0:
                 chosen.append(c)
 
-        in_passage = [presence(set(terms(p.text))) for p in passages[:3]]
+        in_passage = [presence(self._terms_of(p)) for p in passages[:3]]
         anywhere = {t: max((g.get(t, 0.0) for g in in_passage), default=0.0) for t in q_terms}
         unknown = {t for t in q_terms if t not in self.keyword.df}
         names = unknown & name_terms(query)

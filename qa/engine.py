@@ -85,10 +85,16 @@ class Engine:
         if not table.passages:
             raise QAError(f"the index at {self.store.where} is empty: run `qa index`")
         vocab = TermVectors(*self.store.load_terms())
-        sources = {m.get("source") or "" for m in self.store.committed_articles().values()}
+        # titles, sources and dates for citations, read once here rather than per question
+        articles = {
+            aid: {k: v for k, v in m.items() if k != "text"}
+            for aid, m in self.store.committed_articles().items()
+        }
+        sources = {m.get("source") or "" for m in articles.values()}
         provenance = set().union(*(name_terms(f"In {s}") for s in sources))
         with self._lock:
             self.table = table
+            self.articles = articles
             self.answerer = ExtractiveAnswerer(table.keyword, vocab, provenance=provenance)
 
     def _retriever(self, top_k: int):
@@ -158,11 +164,10 @@ class Engine:
             parts.append(f"{' '.join(c.text.split())} [{n}]")
         scores = {p.passage_id: s for p, s in hits}
         by_id = {p.passage_id: p for p, _ in hits}
-        meta = self.store.article_meta(by_id[pid].article_id for pid in numbers)
         citations = []
         for pid, n in numbers.items():
             p = by_id[pid]
-            m = meta.get(p.article_id, {})
+            m = self.articles.get(p.article_id, {})
             citations.append(
                 {
                     "n": n,

@@ -92,11 +92,7 @@ def _first_line_title(text: str) -> str | None:
 
 
 def _as_str(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return str(value)
-    return str(value)
+    return None if value is None else str(value)
 
 
 def _load_sidecar(folder: Path) -> dict[str, dict]:

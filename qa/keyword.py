@@ -18,8 +18,12 @@ from qa.text import terms
 
 
 class KeywordIndex:
-    def __init__(self, texts: Sequence[str]) -> None:
+    def __init__(self, texts: Sequence[str], keys: Sequence[str] | None = None) -> None:
         tokenized = [terms(t) for t in texts]
+        # each passage's term set, kept so that answering never re-tokenizes a passage
+        self.terms_by_key = {
+            k: frozenset(toks) for k, toks in zip(keys or (), tokenized, strict=False)
+        }
         self.n_docs = len(tokenized)
         self.df: Counter[str] = Counter()
         for toks in tokenized:

@@ -21,7 +21,9 @@ class PassageTable:
     def __init__(self, passages: Sequence[StoredPassage]) -> None:
         self.passages = list(passages)
         self.by_id = {p.passage_id: p for p in self.passages}
-        self.keyword = KeywordIndex([p.text for p in self.passages])
+        self.keyword = KeywordIndex(
+            [p.text for p in self.passages], [p.passage_id for p in self.passages]
+        )
 
     def node(self, passage_id: str, score: float) -> NodeWithScore:
         p = self.by_id[passage_id]

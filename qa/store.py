@@ -222,14 +222,6 @@ class Store:
                 out[pid] = np.asarray(vecs, dtype=np.float32)
         return out
 
-    def article_meta(self, article_ids: Iterable[str]) -> dict[str, dict]:
-        ids = list(dict.fromkeys(article_ids))
-        if not ids:
-            return {}
-        got = self.articles.get(ids=ids, include=["metadatas"])
-        return dict(zip(got["ids"], got["metadatas"], strict=True))
-
-    # -- writing ----------------------------------------------------------------------------
     def delete_articles(self, article_ids: list[str]) -> None:
         """Remove articles and everything derived from them; the article record goes last."""
         for i in range(0, len(article_ids), 500):
