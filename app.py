@@ -1,23 +1,12 @@
-"""The web entry point: `python app.py [--host H] [--port P]`.
+"""The web entry point: ``python app.py [--host H] [--port P]``, the same as ``qa serve``.
 
-The web chat and HTTP API are not built yet; until they are, this explains where to go
-instead of failing obscurely. The command-line product (`qa index`, `qa ask`, `qa chat`)
-is complete.
+Serves the web chat at ``/``, the REST API under ``/api`` (docs at ``/docs``) and the
+OpenAI-compatible endpoint under ``/v1``, on 127.0.0.1:7860 unless told otherwise.
 """
 
 import sys
 
-
-def main() -> int:
-    print(
-        "The web chat and HTTP API are not available yet. Use the command line meanwhile:\n"
-        "  qa index            # index corpus/articles/\n"
-        '  qa ask "QUESTION"   # one answer with [n] citations\n'
-        "  qa chat             # a conversation in the terminal",
-        file=sys.stderr,
-    )
-    return 2
-
+from qa.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["serve", *sys.argv[1:]]))

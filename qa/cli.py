@@ -1,4 +1,4 @@
-"""The ``qa`` command: index, ask, chat, list.
+"""The ``qa`` command: index, ask, chat, list, eval, serve.
 
 Every failure a user can cause is one line on stderr and exit code 2; nothing prints a
 traceback unless ``QA_DEBUG=1``.
@@ -127,6 +127,20 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{a['article_id']}  {a['title']}" + (f"  ({meta})" if meta else ""))
         print(f"    {a['passages']} passages")
     print(f"{len(listing['articles'])} articles, {listing['passages']} passages")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = load_settings(
+        index_dir=args.index_dir,
+        corpus_dir=args.corpus_dir,
+        chroma_url=args.chroma_url,
+        host=args.host,
+        port=args.port,
+    )
+    from qa.server import serve
+
+    serve(settings)
     return 0
 
 
@@ -278,6 +292,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return int(text)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -339,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only validate the gold file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("serve", parents=[common], help="the web chat and HTTP API")
+    p.add_argument("--host", help="address to bind (QA_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=_port, help="port (QA_PORT, default 7860)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("list", parents=[common], help="what is indexed")
     p.add_argument("--json", action="store_true")

@@ -6,9 +6,9 @@ API and the evaluation share (schema in the README).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,15 @@ def validate_history(history: object) -> list[dict]:
     return history
 
 
+@dataclass(frozen=True)
+class _State:
+    """What ``reload`` derives from the index; swapped whole."""
+
+    table: PassageTable
+    articles: dict[str, dict]
+    answerer: ExtractiveAnswerer
+
+
 class Engine:
     """Question answering over the index. Thread-safe for concurrent ``ask`` calls."""
 
@@ -76,7 +85,6 @@ class Engine:
             settings.onnx_threads, settings.embed_batch_size
         )
         self.store = Store(settings, index_fingerprint(settings))
-        self._lock = threading.Lock()
         self.reload()
 
     def reload(self) -> None:
@@ -92,30 +100,47 @@ class Engine:
         }
         sources = {m.get("source") or "" for m in articles.values()}
         provenance = set().union(*(name_terms(f"In {s}") for s in sources))
-        with self._lock:
-            self.table = table
-            self.articles = articles
-            self.answerer = ExtractiveAnswerer(table.keyword, vocab, provenance=provenance)
+        answerer = ExtractiveAnswerer(table.keyword, vocab, provenance=provenance)
+        # one assignment, so that a question running during a reload sees old or new state,
+        # never a mix of the two
+        self._state = _State(table, articles, answerer)
 
-    def _retriever(self, top_k: int):
+    @property
+    def table(self) -> PassageTable:
+        return self._state.table
+
+    @property
+    def articles(self) -> dict[str, dict]:
+        return self._state.articles
+
+    @property
+    def answerer(self) -> ExtractiveAnswerer:
+        return self._state.answerer
+
+    def _retriever(self, table: PassageTable, top_k: int):
         n = max(self.settings.candidates, top_k)
-        dense = DenseRetriever(self.store, self.table, self.embedder, n)
-        keyword = KeywordRetriever(self.table, n)
+        dense = DenseRetriever(self.store, table, self.embedder, n)
+        keyword = KeywordRetriever(table, n)
         if self.retriever_name == "dense":
             return dense
         if self.retriever_name == "bm25":
             return keyword
-        sentences = SentenceRetriever(self.store, self.table, self.embedder, n)
+        sentences = SentenceRetriever(self.store, table, self.embedder, n)
         return HybridRetriever([dense, sentences, keyword], k=self.settings.rrf_k, top_n=top_k)
 
     def retrieve(
-        self, query: str, top_k: int, vector: np.ndarray | None = None
+        self,
+        query: str,
+        top_k: int,
+        vector: np.ndarray | None = None,
+        table: PassageTable | None = None,
     ) -> list[tuple[StoredPassage, float]]:
+        table = table or self.table
         if vector is None:
             vector = self.embedder.embed([query])[0]
         bundle = QueryBundle(query_str=query, embedding=vector.tolist())
-        hits = self._retriever(top_k).retrieve(bundle)[:top_k]
-        return [(self.table.by_id[h.node.node_id], float(h.score or 0.0)) for h in hits]
+        hits = self._retriever(table, top_k).retrieve(bundle)[:top_k]
+        return [(table.by_id[h.node.node_id], float(h.score or 0.0)) for h in hits]
 
     def ask(self, question: object, history: object = None, top_k: object = None) -> dict[str, Any]:
         question = validate_question(question, self.settings.max_question_chars)
@@ -125,20 +150,21 @@ class Engine:
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50:
             raise QAError("top_k must be a whole number from 1 to 50")
 
+        state = self._state
         t0 = time.perf_counter()
         query = condense(question, history)
         ((encoding, states),) = self.embedder.token_states([query])
         vector = states.mean(axis=0)
         vector = (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
-        hits = self.retrieve(query, top_k, vector)
+        hits = self.retrieve(query, top_k, vector, state.table)
         passages = [p for p, _ in hits]
         counts = {p.passage_id: len(p.sentences.split(";")) if p.sentences else 0 for p in passages}
         sentence_vecs = self.store.sentence_vectors([p.passage_id for p in passages], counts)
         t1 = time.perf_counter()
-        selection = self.answerer.select(
+        selection = state.answerer.select(
             question, query, vector, passages, sentence_vecs, (encoding, states, query)
         )
-        result = self._render(question, query, hits, selection)
+        result = self._render(question, query, hits, selection, state.articles)
         t2 = time.perf_counter()
         result["timings_ms"] = {
             "retrieve": round((t1 - t0) * 1000, 2),
@@ -153,6 +179,7 @@ class Engine:
         query: str,
         hits: Sequence[tuple[StoredPassage, float]],
         selection: Selection,
+        articles: dict[str, dict],
     ) -> dict[str, Any]:
         numbers: dict[str, int] = {}
         highlights: dict[str, list[list[int]]] = {}
@@ -167,7 +194,7 @@ class Engine:
         citations = []
         for pid, n in numbers.items():
             p = by_id[pid]
-            m = self.articles.get(p.article_id, {})
+            m = articles.get(p.article_id, {})
             citations.append(
                 {
                     "n": n,

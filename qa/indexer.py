@@ -217,10 +217,18 @@ def index_corpus(
     docs, skipped = read_corpus(roots, settings.corpus_dir)
     if not docs and not skipped:
         raise QAError(f"no article files found in {', '.join(map(str, roots))}")
-    dir_roots = {str(r.resolve()) for r in roots if r.is_dir()}
+    scope = {str(r.resolve()) for r in roots if r.is_dir()}
+    scope |= {file_key(str(r.resolve().parent), r.name) for r in roots if r.is_file()}
     return index_documents(
-        settings, docs, skipped, dir_roots, rebuild=rebuild, embedder=embedder, progress=progress
+        settings, docs, skipped, scope, rebuild=rebuild, embedder=embedder, progress=progress
     )
+
+
+def file_key(root: str, path: str) -> str:
+    """The file an article came from, as ``root`` + ``path`` without a ``.jsonl`` line number:
+    indexing one file removes the articles that file no longer holds."""
+    name, _, line = path.rpartition(":")
+    return f"{root}\0{name if name and line.isdigit() else path}"
 
 
 def index_documents(
@@ -233,8 +241,8 @@ def index_documents(
     embedder: MiniLMEmbedding | None = None,
     progress: bool = True,
 ) -> IndexReport:
-    """Index ``docs``; committed articles whose ``root`` is in ``scope`` and that are not
-    among ``docs`` are removed (they left the corpus)."""
+    """Index ``docs``; committed articles that are not among ``docs`` and whose ``root``
+    folder, or whose file (``file_key``), is in ``scope`` are removed (they left the corpus)."""
     started = time.perf_counter()
     embedder = embedder or MiniLMEmbedding(settings.onnx_threads, settings.embed_batch_size)
     report = IndexReport(skipped=list(skipped))
@@ -254,7 +262,11 @@ def index_documents(
         report.removed = sorted(
             aid
             for aid, meta in committed.items()
-            if meta.get("root") in scope and aid not in present
+            if aid not in present
+            and (
+                meta.get("root") in scope
+                or file_key(meta.get("root", ""), meta.get("path", "")) in scope
+            )
         )
         to_write = []
         # the same text under two names is indexed once; the other is reported as skipped

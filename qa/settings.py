@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qa.errors import QAError
@@ -39,10 +39,27 @@ class Settings(BaseSettings):
     threads: int = Field(0, ge=0, description="onnxruntime threads; 0 = all cores")
     max_question_chars: int = Field(4000, ge=1)
 
-    @field_validator("chroma_url")
+    # the server (`qa serve`, app.py)
+    host: str = Field("127.0.0.1", description="address the server binds (loopback by default)")
+    port: int = Field(7860, ge=0, le=65535, description="port of the server")
+    api_key: SecretStr | None = Field(None, description="Bearer key for /api/* and /v1/*")
+    ui_user: str | None = Field(None, description="user name for the web chat (Gradio auth)")
+    ui_password: SecretStr | None = Field(None, description="password for the web chat")
+    max_concurrent: int = Field(4, ge=1, le=256, description="questions answered at once")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="largest JSON request body")
+    max_upload_bytes: int = Field(20_971_520, ge=1024, description="largest upload request")
+    model_name: str = Field("corpus-qa", description="model id on the OpenAI-compatible API")
+
+    @field_validator("chroma_url", "api_key", "ui_user", "ui_password", mode="before")
     @classmethod
-    def _blank_is_none(cls, v: str | None) -> str | None:
+    def _blank_is_none(cls, v: object) -> object:
         return v or None
+
+    @model_validator(mode="after")
+    def _ui_auth_pair(self) -> Settings:
+        if bool(self.ui_user) != bool(self.ui_password):
+            raise ValueError("QA_UI_USER and QA_UI_PASSWORD must be set together")
+        return self
 
     @property
     def onnx_threads(self) -> int:
@@ -56,5 +73,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**given)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        field = ".".join(str(p) for p in first["loc"])
+        if not field:
+            reason = first["msg"].removeprefix("Value error, ")
+            raise QAError(f"invalid settings: {reason}") from None
         raise QAError(f"invalid setting {field} (QA_{field.upper()}): {first['msg']}") from None

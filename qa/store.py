@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import numpy as np
 from filelock import FileLock, Timeout
 
-from qa.errors import QAError
+from qa.errors import Busy, QAError
 from qa.settings import Settings
 
 _FINGERPRINT_KEY = "qa_fingerprint"
@@ -372,7 +372,7 @@ def write_lock(settings: Settings) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise QAError(
+        raise Busy(
             f"the index at {settings.index_dir}/ is locked by another process "
             "(a running `qa index`?): wait for it to finish"
         ) from None

@@ -1,0 +1,378 @@
+"""The HTTP API: REST routes under ``/api`` and an OpenAI-compatible ``/v1`` endpoint.
+
+Every error is JSON in OpenAI's shape, ``{"error": {"message", "type", "code"}}``, so the
+``openai`` client and plain HTTP clients read the same one-line message. Handlers are plain
+``def``: FastAPI runs them in its thread pool, and the shared ``QAService`` limits how many
+questions are answered at once across the API and the web chat.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from qa.errors import Busy, NotFound, QAError, TooLarge, Unsupported
+from qa.service import QAService, answer_chunks
+from qa.settings import Settings
+
+# -- errors --------------------------------------------------------------------------------
+
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request_error",
+    500: "server_error",
+    503: "service_unavailable",
+}
+
+
+def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    kind = _STATUS_TYPES.get(status, "error")
+    body = {"error": {"message": message, "type": kind, "code": status}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _status_of(exc: QAError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Unsupported):
+        return 415
+    if isinstance(exc, TooLarge):
+        return 413
+    if isinstance(exc, Busy):
+        return 503
+    return 422  # bad input a client can correct: empty question, bad history, ...
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """FastAPI's list of problems as one line: the first problem and where it is."""
+    errors = exc.errors()
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return "the request body is not valid JSON"
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QAError)
+    async def _qa_error(request: Request, exc: QAError) -> JSONResponse:
+        status = _status_of(exc)
+        return error_response(status, str(exc), {"Retry-After": "5"} if status == 503 else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # the last resort: a bug of ours, never a traceback to the client
+        return error_response(500, f"internal error ({type(exc).__name__})")
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over its limit, by Content-Length or as it streams in.
+
+    Hand-written because FastAPI's own ``max_body_size`` answers in plain text, not the JSON
+    error every other status gets here. Uploads get their own, larger limit; paths outside
+    ``/api`` and ``/v1`` (the web chat) keep Gradio's limits.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.json_limit = settings.max_body_bytes
+        self.upload_limit = settings.max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(("/api/", "/v1/")):
+            await self.app(scope, receive, send)
+            return
+        upload = path.rstrip("/") == "/api/articles" and scope.get("method") == "POST"
+        limit = self.upload_limit if upload else self.json_limit
+        message = f"{'an upload' if upload else 'a request body'} may be at most {limit} bytes"
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await error_response(413, message)(scope, receive, send)
+            return
+        seen, started, too_large = 0, False, False
+
+        async def counting_receive() -> Message:
+            nonlocal seen, too_large
+            got = await receive()
+            if got["type"] == "http.request":
+                seen += len(got.get("body", b""))
+                if seen > limit:
+                    too_large = True
+                    raise TooLarge(message)
+            return got
+
+        async def tracking_send(out: Message) -> None:
+            nonlocal started
+            started = started or out["type"] == "http.response.start"
+            await send(out)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except Exception:
+            if not too_large:
+                raise
+            if not started:
+                await error_response(413, message)(scope, receive, send)
+
+
+def require_key(settings: Settings):
+    """A dependency: with ``QA_API_KEY`` set, ``Authorization: Bearer <key>`` or 401."""
+    expected = settings.api_key.get_secret_value().encode() if settings.api_key else None
+
+    def check(request: Request) -> None:
+        if expected is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # compare_digest: the time taken does not tell how much of a guessed key was right
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            raise StarletteHTTPException(
+                401,
+                "missing or wrong API key (Authorization: Bearer <key>)",
+                {"WWW-Authenticate": "Bearer"},
+            )
+
+    return check
+
+
+# -- request bodies ------------------------------------------------------------------------
+
+
+class Turn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(description="the question")
+    history: list[Turn] | None = Field(None, description="earlier turns, oldest first")
+    top_k: int | None = Field(None, ge=1, le=50, description="passages to answer from")
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text or "" for p in self.content if p.type == "text")
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    """The fields of OpenAI's chat request that mean something here; the rest (temperature,
+    max_tokens, ...) are accepted and ignored, as any OpenAI-compatible server does."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    top_k: int | None = Field(None, ge=1, le=50)
+
+
+# -- OpenAI-compatible rendering -----------------------------------------------------------
+
+SOURCES_HEADING = "\n\nSources:\n"
+
+
+def markdown_sources(citations: list[dict[str, Any]]) -> str:
+    """The citations as a Markdown list under the answer: ``[n] title — source, date``."""
+    if not citations:
+        return ""
+    lines = []
+    for c in citations:
+        where = ", ".join(x for x in (c.get("source"), c.get("published")) if x)
+        passage = " ".join(c["text"].split())
+        if len(passage) > 300:
+            passage = passage[:297].rstrip() + "…"
+        lines.append(f"[{c['n']}] **{c['title']}**" + (f" — {where}" if where else ""))
+        lines.append(f"    > {passage}")
+    return SOURCES_HEADING + "\n".join(lines)
+
+
+def chat_question(messages: list[ChatMessage]) -> tuple[str, list[dict[str, str]]]:
+    """The last user message is the question; earlier user and assistant messages are the
+    history (an assistant message's sources list is left out: it is not conversation)."""
+    if messages[-1].role != "user":
+        raise QAError("the last message must have role 'user' (the question)")
+    history = [
+        {"role": m.role, "content": m.text().split(SOURCES_HEADING)[0]}
+        for m in messages[:-1]
+        if m.role in ("user", "assistant")
+    ]
+    return messages[-1].text(), history
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+# -- routes --------------------------------------------------------------------------------
+
+
+def build_api(service: QAService) -> FastAPI:
+    """The FastAPI app with ``/api`` and ``/v1``; the server mounts the web chat beside it."""
+    settings = service.settings
+    app = FastAPI(
+        title="corpus QA",
+        version=service.health()["version"],
+        description="Cited answers from a corpus of news articles. See the README.",
+    )
+    app.add_middleware(BodyLimit, settings=settings)
+    install_error_handlers(app)
+    auth = [Depends(require_key(settings))]
+
+    rest = APIRouter(prefix="/api", tags=["corpus QA"])
+
+    @rest.get("/health")
+    def health() -> dict[str, Any]:
+        """Whether the index is ready, with article and passage counts and the version."""
+        return service.health()
+
+    @rest.post("/ask", dependencies=auth)
+    def ask(body: AskRequest) -> dict[str, Any]:
+        """The answer with its citations (the same JSON as `qa ask --json`)."""
+        history = [t.model_dump() for t in body.history or []]
+        return service.ask(body.question, history, body.top_k)
+
+    @rest.get("/articles", dependencies=auth)
+    def list_articles() -> dict[str, Any]:
+        """Every indexed article with its passage count."""
+        return service.articles()
+
+    @rest.post("/articles", dependencies=auth)
+    def upload_articles(
+        files: Annotated[list[UploadFile], File(description=".txt .md .html .jsonl files")],
+    ) -> dict[str, Any]:
+        """Add or update articles; they are answerable as soon as this returns."""
+        sent = []
+        for f in files:
+            data = f.file.read(settings.max_upload_bytes + 1)
+            if len(data) > settings.max_upload_bytes:
+                raise TooLarge(f"{f.filename!r} is over {settings.max_upload_bytes} bytes")
+            sent.append((f.filename or "", data))
+        return service.add_files(sent).as_dict()
+
+    @rest.delete("/articles/{article_id}", dependencies=auth)
+    def delete_article(article_id: str) -> dict[str, Any]:
+        """Remove an article from the index and its file from the corpus folder."""
+        return service.delete_article(article_id)
+
+    v1 = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], dependencies=auth)
+
+    @v1.get("/models")
+    def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {"id": settings.model_name, "object": "model", "created": 0, "owned_by": "qa"}
+            ],
+        }
+
+    @v1.post("/chat/completions", response_model=None)
+    def chat_completions(body: ChatRequest) -> dict[str, Any] | StreamingResponse:
+        """The corpus as a chat model: `[n]` markers and a sources list in the content, the
+        citation objects in the extra top-level field `citations`."""
+        question, history = chat_question(body.messages)
+        result = service.ask(question, history, body.top_k)
+        content = result["answer"] + markdown_sources(result["citations"])
+        model = body.model or settings.model_name
+        ident, created = _completion_id(), int(time.time())
+        if not body.stream:
+            return {
+                "id": ident,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "citations": result["citations"],
+                "refused": result["refused"],
+            }
+
+        def events() -> Iterator[str]:
+            def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
+                payload = {
+                    "id": ident,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    **extra,
+                }
+                return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+            yield chunk({"role": "assistant", "content": ""})
+            for piece in answer_chunks(content):
+                yield chunk({"content": piece})
+            yield chunk({}, "stop", citations=result["citations"], refused=result["refused"])
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    app.include_router(rest)
+    app.include_router(v1)
+
+    # the web chat is mounted at "/" after these routes, so without these an unknown /api or
+    # /v1 path (or a wrong method on a known one) would fall through to it, not a JSON error
+    known_paths = {r.path for r in (*rest.routes, *v1.routes)}
+
+    def unknown(rest: str, request: Request) -> JSONResponse:
+        path = request.url.path
+        if path in known_paths:
+            return error_response(405, f"{request.method} is not allowed on {path}")
+        return error_response(404, f"no such endpoint: {request.method} {path}")
+
+    for prefix in ("/api", "/v1"):
+        app.add_api_route(
+            f"{prefix}/{{rest:path}}",
+            unknown,
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+            include_in_schema=False,
+        )
+    return app
