@@ -131,6 +131,8 @@ class BodyLimit:
 
         async def tracking_send(out: Message) -> None:
             nonlocal started
+            if too_large:
+                return  # the app's own answer to a cut-off body (FastAPI says 400) is dropped
             started = started or out["type"] == "http.response.start"
             await send(out)
 
@@ -139,8 +141,8 @@ class BodyLimit:
         except Exception:
             if not too_large:
                 raise
-            if not started:
-                await error_response(413, message)(scope, receive, send)
+        if too_large and not started:
+            await error_response(413, message)(scope, receive, send)
 
 
 def require_key(settings: Settings):
