@@ -28,6 +28,7 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/bench_engine.py
+	$(BIN)/python bench/bench_http.py
 
 # The gold set with baselines side by side, and 2,000-question samples of SQuAD v1.1 and of
 # the SQuAD 2.0 half (read in place from ../shared/bench-data), into docs/eval.md.
