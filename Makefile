@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench eval lock clean
+.PHONY: install browser run test lint bench eval lock clean
 
 install: $(STAMP)
 
@@ -17,13 +17,23 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: install
 	$(BIN)/qa index
-	$(BIN)/qa chat
+	$(BIN)/qa serve
+
+# Debian's chromium for the web chat's browser test (never a downloaded browser). Where it
+# can't be installed (no root, no apt), the test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	      echo "chromium could not be installed: the browser test will be skipped"; \
+	  else echo "chromium needs root and apt-get to install: the browser test will be skipped"; fi; }
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint browser
 	$(BIN)/pytest
 
 bench: install
