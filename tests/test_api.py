@@ -293,7 +293,7 @@ def test_no_auth_without_key(api: Running) -> None:
             "/api/ask",
             {"content": b'{"question": ', "headers": {"content-type": "application/json"}},
             422,
-        ),  # noqa: E501
+        ),
         ("POST", "/api/ask", {"content": b"question=x"}, 422),
         ("POST", "/api/ask", {"json": {"question": 5}}, 422),
         ("POST", "/api/ask", {"json": {}}, 422),
@@ -323,13 +323,13 @@ def test_no_auth_without_key(api: Running) -> None:
             "/v1/chat/completions",
             {"json": {"messages": [{"role": "assistant", "content": "x"}]}},
             422,
-        ),  # noqa: E501
+        ),
         (
             "POST",
             "/v1/chat/completions",
             {"json": {"messages": [{"role": "bot", "content": "x"}]}},
             422,
-        ),  # noqa: E501
+        ),
         ("POST", "/v1/completions", {"json": {"prompt": "x"}}, 404),
     ],
 )
