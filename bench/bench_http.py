@@ -136,9 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.terminate()
             server.wait(timeout=30)
 
-    print(
-        "\nPOST /api/ask on loopback, shipped corpus (target at 8 clients: ≥30/s, p95 ≤300 ms)"
-    )
+    print("\nPOST /api/ask on loopback, shipped corpus (target at 8 clients: ≥30/s, p95 ≤300 ms)")
     print(
         f"{'clients':>8} {'answers/s':>10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'errors':>7}"
     )
