@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.errors import Busy, NotFound, QAError, TooLarge, Unsupported
-from qa.service import QAService, answer_chunks
+from qa.service import QAService
 from qa.settings import Settings
 
 # -- errors --------------------------------------------------------------------------------
@@ -231,6 +231,23 @@ def markdown_sources(citations: list[dict[str, Any]]) -> str:
     return SOURCES_HEADING + "\n".join(lines)
 
 
+def message_content(result: dict[str, Any], answer_text: bool = True) -> str:
+    """The chat message: the answer, a notice if there is one, the sources list."""
+    notice = f"\n\n_Note: {result['notice']}._" if result.get("notice") else ""
+    body = result["answer"] if answer_text else ""
+    return body + notice + markdown_sources(result.get("citations") or [])
+
+
+def extra_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """What travels beside OpenAI's fields: the citations, and how the answer came about."""
+    return {
+        "citations": result.get("citations") or [],
+        "refused": result.get("refused", False),
+        "answerer": result.get("answerer"),
+        "notice": result.get("notice"),
+    }
+
+
 def chat_question(messages: list[ChatMessage]) -> tuple[str, list[dict[str, str]]]:
     """The last user message is the question; earlier user and assistant messages are the
     history (an assistant message's sources list is left out: it is not conversation)."""
@@ -315,11 +332,10 @@ def build_api(service: QAService) -> FastAPI:
         """The corpus as a chat model: `[n]` markers and a sources list in the content, the
         citation objects in the extra top-level field `citations`."""
         question, history = chat_question(body.messages)
-        result = service.ask(question, history, body.top_k)
-        content = result["answer"] + markdown_sources(result["citations"])
         model = body.model or settings.model_name
         ident, created = _completion_id(), int(time.time())
         if not body.stream:
+            result = service.ask(question, history, body.top_k)
             return {
                 "id": ident,
                 "object": "chat.completion",
@@ -328,14 +344,16 @@ def build_api(service: QAService) -> FastAPI:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": content},
+                        "message": {"role": "assistant", "content": message_content(result)},
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                "citations": result["citations"],
-                "refused": result["refused"],
+                "usage": result.get("usage")
+                or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                **extra_fields(result),
             }
+        # validated and given an answer slot now, so that errors still get their status
+        answer = service.stream(question, history, body.top_k)
 
         def events() -> Iterator[str]:
             def chunk(delta: dict, finish: str | None = None, **extra: Any) -> str:
@@ -350,9 +368,16 @@ def build_api(service: QAService) -> FastAPI:
                 return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
             yield chunk({"role": "assistant", "content": ""})
-            for piece in answer_chunks(content):
-                yield chunk({"content": piece})
-            yield chunk({}, "stop", citations=result["citations"], refused=result["refused"])
+            result: dict[str, Any] = {}
+            for piece in answer:
+                if isinstance(piece, dict):
+                    result = piece
+                else:
+                    yield chunk({"content": piece})
+            tail = message_content(result, answer_text=False)
+            if tail:
+                yield chunk({"content": tail})
+            yield chunk({}, "stop", **extra_fields(result))
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

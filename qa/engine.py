@@ -6,8 +6,9 @@ API and the evaluation share (schema in the README).
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +16,20 @@ import numpy as np
 from llama_index.core.schema import QueryBundle
 
 from qa.answer import REFUSAL, ExtractiveAnswerer, Selection
+from qa.citations import CitationVerifier, Passage, looks_like_refusal, split_sentences
 from qa.embedding import MiniLMEmbedding
 from qa.errors import QAError
 from qa.followup import condense
 from qa.indexer import index_fingerprint
+from qa.llm import (
+    SYSTEM_PROMPT,
+    LLMClient,
+    LLMUnavailable,
+    Reply,
+    condense_messages,
+    passages_message,
+    trim_history,
+)
 from qa.retrieve import (
     DenseRetriever,
     HybridRetriever,
@@ -59,6 +70,14 @@ def validate_history(history: object) -> list[dict]:
     return history
 
 
+def answer_chunks(text: str, words: int = 3) -> Iterator[str]:
+    """The answer in small pieces, for streamed replies (the extractive answer exists whole;
+    an LLM answer streams for real)."""
+    parts = re.findall(r"\S+\s*", text)
+    for i in range(0, len(parts), words):
+        yield "".join(parts[i : i + words])
+
+
 @dataclass(frozen=True)
 class _State:
     """What ``reload`` derives from the index; swapped whole."""
@@ -85,6 +104,7 @@ class Engine:
             settings.onnx_threads, settings.embed_batch_size
         )
         self.store = Store(settings, index_fingerprint(settings))
+        self.llm = LLMClient(settings) if settings.use_llm else None
         self.reload()
 
     def reload(self) -> None:
@@ -143,13 +163,44 @@ class Engine:
         return [(table.by_id[h.node.node_id], float(h.score or 0.0)) for h in hits]
 
     def ask(self, question: object, history: object = None, top_k: object = None) -> dict[str, Any]:
+        """The answer as JSON (see the README), from the LLM when one is configured, else
+        from the extractive answerer."""
+        *_, result = self.answer_events(question, history, top_k, stream=False)
+        return result
+
+    def answer_events(
+        self, question: object, history: object = None, top_k: object = None, stream: bool = True
+    ) -> Iterator[str | dict[str, Any]]:
+        """Pieces of the answer text as they are ready, then the answer JSON (a dict).
+
+        Input is validated here, before the generator starts, so that a surface can refuse
+        bad input before it starts streaming.
+        """
         question = validate_question(question, self.settings.max_question_chars)
         history = validate_history(history)
         if top_k is None:
             top_k = self.settings.top_k
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50:
             raise QAError("top_k must be a whole number from 1 to 50")
+        if self.llm is None:
+            return self._extractive_events(question, history, top_k, stream)
+        return self._generated_events(question, history, top_k, stream)
 
+    def _extractive_events(
+        self,
+        question: str,
+        history: list[dict],
+        top_k: int,
+        stream: bool,
+        notice: str | None = None,
+    ) -> Iterator[str | dict[str, Any]]:
+        result = self._extractive(question, history, top_k)
+        result["notice"] = notice
+        if stream:
+            yield from answer_chunks(result["answer"])
+        yield result
+
+    def _extractive(self, question: str, history: list[dict], top_k: int) -> dict[str, Any]:
         state = self._state
         t0 = time.perf_counter()
         query = condense(question, history)
@@ -158,8 +209,7 @@ class Engine:
         vector = (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
         hits = self.retrieve(query, top_k, vector, state.table)
         passages = [p for p, _ in hits]
-        counts = {p.passage_id: len(p.sentences.split(";")) if p.sentences else 0 for p in passages}
-        sentence_vecs = self.store.sentence_vectors([p.passage_id for p in passages], counts)
+        sentence_vecs = self._sentence_vectors(passages)
         t1 = time.perf_counter()
         selection = state.answerer.select(
             question, query, vector, passages, sentence_vecs, (encoding, states, query)
@@ -172,6 +222,144 @@ class Engine:
             "total": round((t2 - t0) * 1000, 2),
         }
         return result
+
+    def _sentence_vectors(self, passages: Sequence[StoredPassage]) -> dict[str, np.ndarray]:
+        counts = {p.passage_id: len(p.sentences.split(";")) if p.sentences else 0 for p in passages}
+        return self.store.sentence_vectors([p.passage_id for p in passages], counts)
+
+    def _generated_events(
+        self, question: str, history: list[dict], top_k: int, stream: bool
+    ) -> Iterator[str | dict[str, Any]]:
+        """The LLM path: condense the question with the history, retrieve, generate, and
+        verify every citation sentence by sentence (as it streams) before it is shown.
+        Whatever goes wrong with the LLM ends in the extractive answer with a notice."""
+        assert self.llm is not None
+        llm = self.llm
+        state = self._state
+        t0 = time.perf_counter()
+        deadline = llm.deadline()
+        turns = trim_history(
+            history, self.settings.llm_history_tokens, lambda t: self.embedder.count_tokens([t])[0]
+        )
+        query = question
+        usage: dict[str, int] = {}
+        try:
+            if turns:
+                condensed = llm.complete(condense_messages(question, turns), deadline)
+                _add_usage(usage, condensed.usage)
+                lines = [x.strip() for x in condensed.text.strip().splitlines() if x.strip()]
+                if lines:
+                    query = lines[0][: self.settings.max_question_chars]
+        except LLMUnavailable as exc:
+            yield from self._extractive_events(question, history, top_k, stream, _notice(exc))
+            return
+        hits = self.retrieve(query, top_k, None, state.table)
+        passages = [p for p, _ in hits]
+        vectors = self._sentence_vectors(passages)
+        verifier = CitationVerifier(
+            [
+                Passage(p.text, vectors.get(p.passage_id, np.zeros((0, 1))), _spans(p))
+                for p in passages
+            ],
+            self.embedder.embed,
+        )
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": passages_message(query, passages, state.articles)},
+        ]
+        t1 = time.perf_counter()
+        sent = False
+        notice = None
+        try:
+            if stream:
+                buffer = ""
+                for piece in llm.stream(messages, deadline):
+                    if isinstance(piece, Reply):
+                        _add_usage(usage, piece.usage)
+                        break
+                    buffer += piece
+                    parts = split_sentences(buffer)
+                    # a sentence is complete once the next one has begun; markers written
+                    # after the full stop ("... 2018. [2]") still belong to it
+                    while len(parts) > 1 and not parts[-1].lstrip().startswith("["):
+                        yield verifier.sentence(parts.pop(0))
+                        sent = True
+                    buffer = "".join(parts)
+                if buffer:
+                    yield verifier.sentence(buffer)
+                    sent = True
+            else:
+                reply = llm.complete(messages, deadline)
+                _add_usage(usage, reply.usage)
+                for sentence in split_sentences(reply.text):
+                    verifier.sentence(sentence)
+        except LLMUnavailable as exc:
+            if not sent:
+                yield from self._extractive_events(question, history, top_k, stream, _notice(exc))
+                return
+            notice = f"{exc}: the answer may be incomplete"
+        checked = verifier.finish()
+        text = checked.text.strip()
+        refused = looks_like_refusal(text)
+        if not refused and not checked.order:
+            # an answer that cites nothing the passages support is not given as an answer
+            why = "the LLM's answer cited no passage that supports it"
+            fallback = self._extractive(question, history, top_k)
+            fallback["notice"] = f"{why}: this is the extractive answer"
+            if stream:
+                yield from answer_chunks("\n\n" + fallback["notice"] + ":\n" + fallback["answer"])
+            fallback["answerer"] = "extractive"
+            yield fallback
+            return
+        t2 = time.perf_counter()
+        scores = {p.passage_id: s for p, s in hits}
+        citations = []
+        for n, i in enumerate(checked.order, start=1):
+            p = passages[i]
+            spans = sorted([p.start + s, p.start + e] for s, e in checked.highlights.get(i, ()))
+            citations.append(self._citation(n, p, scores[p.passage_id], spans, state.articles))
+        yield {
+            "question": question,
+            "answer": text,
+            "refused": refused,
+            "citations": [] if refused else citations,
+            "retrieved": _retrieved(hits),
+            "query": query,
+            "confidence": None,
+            "evidence": {},
+            "answerer": "llm",
+            "notice": notice,
+            "usage": usage or None,
+            "verification": {
+                "removed": checked.removed,
+                "moved": [list(m) for m in checked.moved],
+                "dropped": checked.dropped,
+            },
+            "timings_ms": {
+                "retrieve": round((t1 - t0) * 1000, 2),
+                "answer": round((t2 - t1) * 1000, 2),
+                "total": round((t2 - t0) * 1000, 2),
+            },
+        }
+
+    @staticmethod
+    def _citation(
+        n: int, p: StoredPassage, score: float, highlights: list[list[int]], articles: dict
+    ) -> dict[str, Any]:
+        m = articles.get(p.article_id, {})
+        return {
+            "n": n,
+            "article_id": p.article_id,
+            "title": m.get("title") or p.article_id,
+            "source": m.get("source") or None,
+            "published": m.get("published") or None,
+            "passage_id": p.passage_id,
+            "text": p.text,
+            "start": p.start,
+            "end": p.end,
+            "score": round(score, 6),
+            "highlights": sorted(highlights),
+        }
 
     def _render(
         self,
@@ -191,45 +379,55 @@ class Engine:
             parts.append(f"{' '.join(c.text.split())} [{n}]")
         scores = {p.passage_id: s for p, s in hits}
         by_id = {p.passage_id: p for p, _ in hits}
-        citations = []
-        for pid, n in numbers.items():
-            p = by_id[pid]
-            m = articles.get(p.article_id, {})
-            citations.append(
-                {
-                    "n": n,
-                    "article_id": p.article_id,
-                    "title": m.get("title") or p.article_id,
-                    "source": m.get("source") or None,
-                    "published": m.get("published") or None,
-                    "passage_id": pid,
-                    "text": p.text,
-                    "start": p.start,
-                    "end": p.end,
-                    "score": round(scores[pid], 6),
-                    "highlights": sorted(highlights[pid]),
-                }
-            )
+        citations = [
+            self._citation(n, by_id[pid], scores[pid], highlights[pid], articles)
+            for pid, n in numbers.items()
+        ]
         return {
             "question": question,
             "answer": REFUSAL if selection.refused else " ".join(parts),
             "refused": selection.refused,
             "citations": citations,
-            "retrieved": [
-                {
-                    "passage_id": p.passage_id,
-                    "article_id": p.article_id,
-                    "text": p.text,
-                    "score": round(s, 6),
-                    "rank": i + 1,
-                }
-                for i, (p, s) in enumerate(hits)
-            ],
+            "retrieved": _retrieved(hits),
             "query": query,
             "confidence": round(selection.confidence, 4),
             # what the answer-or-refuse decision weighed (see qa.answer.RefusalModel)
             "evidence": {k: round(float(v), 4) for k, v in selection.features.items()},
+            "answerer": "extractive",
+            "notice": None,
+            "usage": None,
         }
 
     def list_articles(self) -> dict[str, Any]:
         return self.store.listing()
+
+
+def _retrieved(hits: Sequence[tuple[StoredPassage, float]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "passage_id": p.passage_id,
+            "article_id": p.article_id,
+            "text": p.text,
+            "score": round(s, 6),
+            "rank": i + 1,
+        }
+        for i, (p, s) in enumerate(hits)
+    ]
+
+
+def _spans(p: StoredPassage) -> list[tuple[int, int]]:
+    """The passage's sentence spans, relative to its text (see qa.chunking)."""
+    out = []
+    for part in p.sentences.split(";") if p.sentences else []:
+        s, _, e = part.partition(",")
+        out.append((int(s), int(e)))
+    return out
+
+
+def _notice(exc: Exception) -> str:
+    return f"{exc}: this is the extractive answer"
+
+
+def _add_usage(total: dict[str, int], usage: dict[str, int] | None) -> None:
+    for k, v in (usage or {}).items():
+        total[k] = total.get(k, 0) + v

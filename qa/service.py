@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,14 +43,6 @@ def safe_filename(name: str) -> str:
     if not stem:
         raise QAError(f"invalid file name {name!r}")
     return f"{stem}.{suffix[:10]}" if suffix else stem
-
-
-def answer_chunks(text: str, words: int = 3) -> Iterator[str]:
-    """The answer in small pieces, for streamed replies (the extractive answer exists whole;
-    an LLM answer streams for real)."""
-    parts = re.findall(r"\S+\s*", text)
-    for i in range(0, len(parts), words):
-        yield "".join(parts[i : i + words])
 
 
 @dataclass
@@ -114,17 +107,32 @@ class QAService:
     # -- questions --------------------------------------------------------------------------
     def ask(self, question: object, history: object = None, top_k: object = None) -> dict[str, Any]:
         """The engine's JSON answer, within the shared limit on concurrent questions."""
+        *_, result = self.stream(question, history, top_k, pieces=False)
+        return result
+
+    def stream(
+        self, question: object, history: object = None, top_k: object = None, pieces: bool = True
+    ) -> Iterator[str | dict[str, Any]]:
+        """Pieces of the answer, then the JSON answer (a dict). Bad input, an empty index and
+        a full house raise here, before the first piece, so that a surface can still answer
+        with an error status; the answer slot is held until the stream ends or is dropped."""
         question = validate_question(question, self.settings.max_question_chars)
         history = validate_history(history)
+        engine = self.engine
+        if engine is None:
+            raise Busy("the index holds no articles: upload some first")
         if not self._slots.acquire(timeout=_WAIT_FOR_SLOT_S):
             raise Busy("the server is answering too many questions; try again shortly")
+        slot = _Slot(self._slots)
         try:
-            engine = self.engine
-            if engine is None:
-                raise Busy("the index holds no articles: upload some first")
-            return engine.ask(question, history, top_k)
-        finally:
-            self._slots.release()
+            events = engine.answer_events(question, history, top_k, stream=pieces)
+        except BaseException:
+            slot.release()
+            raise
+        held = _holding(events, slot)
+        # a stream dropped before its first piece never runs its finally: release then too
+        weakref.finalize(held, slot.release)
+        return held
 
     def examples(self, n: int = 4) -> list[str]:
         """Questions for the empty chat screen: the first ones of the gold set beside the
@@ -245,6 +253,28 @@ class QAService:
         if not self._writing.acquire(timeout=_WAIT_FOR_SLOT_S * 4):
             raise Busy("another upload or delete is still running; try again shortly")
         return _Release(self._writing)
+
+
+class _Slot:
+    """One taken answer slot, released exactly once."""
+
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self._slots = slots
+        self._held = True
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._held:
+                self._held = False
+                self._slots.release()
+
+
+def _holding(events: Iterator, slot: _Slot) -> Iterator:
+    try:
+        yield from events
+    finally:
+        slot.release()
 
 
 class _Release:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,7 +51,27 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20_971_520, ge=1024, description="largest upload request")
     model_name: str = Field("corpus-qa", description="model id on the OpenAI-compatible API")
 
-    @field_validator("chroma_url", "api_key", "ui_user", "ui_password", mode="before")
+    # the answerer: extractive (no LLM) unless an OpenAI-compatible endpoint is configured
+    answerer: Literal["auto", "extractive", "llm"] = Field(
+        "auto", description="auto = llm when QA_LLM_BASE_URL is set, else extractive"
+    )
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint (…/v1)")
+    llm_api_key: SecretStr | None = Field(None, description="its key (else OPENAI_API_KEY)")
+    llm_model: str = Field("gpt-4o-mini", description="model name at that endpoint")
+    llm_timeout: float = Field(30.0, gt=0, le=600, description="seconds for the LLM's part")
+    llm_max_retries: int = Field(2, ge=0, le=10, description="retries of a 429 / 5xx")
+    llm_max_tokens: int = Field(512, ge=16, le=32768, description="longest generated answer")
+    llm_history_tokens: int = Field(1000, ge=0, description="chat history kept for condensing")
+
+    @field_validator(
+        "chroma_url",
+        "api_key",
+        "ui_user",
+        "ui_password",
+        "llm_base_url",
+        "llm_api_key",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
         return v or None
@@ -60,6 +81,20 @@ class Settings(BaseSettings):
         if bool(self.ui_user) != bool(self.ui_password):
             raise ValueError("QA_UI_USER and QA_UI_PASSWORD must be set together")
         return self
+
+    @model_validator(mode="after")
+    def _llm_configured(self) -> Settings:
+        if self.llm_api_key is None and os.environ.get("OPENAI_API_KEY"):
+            object.__setattr__(self, "llm_api_key", SecretStr(os.environ["OPENAI_API_KEY"]))
+        if self.answerer == "llm" and not (self.llm_base_url or self.llm_api_key):
+            raise ValueError(
+                "QA_ANSWERER=llm needs QA_LLM_BASE_URL (or OPENAI_API_KEY for OpenAI itself)"
+            )
+        return self
+
+    @property
+    def use_llm(self) -> bool:
+        return self.answerer == "llm" or (self.answerer == "auto" and bool(self.llm_base_url))
 
     @property
     def onnx_threads(self) -> int:

@@ -33,7 +33,7 @@ from typing import Any
 import gradio as gr
 
 from qa.errors import QAError
-from qa.service import UPLOAD_SUFFIXES, QAService, answer_chunks
+from qa.service import UPLOAD_SUFFIXES, QAService
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ UI_CSS = """
 .qa-answer, .qa-question { white-space: normal; overflow-wrap: anywhere; }
 .qa-ref { font-weight: 600; color: var(--color-accent); white-space: nowrap; }
 .qa-refusal { font-style: italic; }
+.qa-notice { margin-top: 6px; font-size: .8rem; opacity: .75; font-style: italic; }
 .qa-error { color: var(--error-text-color, #b91c1c); }
 .qa-sources { margin-top: 10px; display: flex; flex-direction: column; gap: 8px; }
 .qa-sources-label { font-size: .75rem; text-transform: uppercase; letter-spacing: .05em;
@@ -154,9 +155,12 @@ def sources_html(citations: Sequence[dict[str, Any]]) -> str:
 def answer_message(result: dict[str, Any]) -> str:
     """The final chat message for an engine answer: the answer and its sources, or the
     plain refusal."""
+    notice = result.get("notice")
+    note = f'<div class="qa-notice">Note: {_esc(notice)}.</div>' if notice else ""
     if result.get("refused"):
-        return f'<div class="qa-answer qa-refusal">{_esc(NOT_IN_ARTICLES)}</div>'
-    return _answer_html(result["answer"]) + sources_html(result.get("citations") or [])
+        text = NOT_IN_ARTICLES if result.get("answerer") != "llm" else result["answer"]
+        return f'<div class="qa-answer qa-refusal">{_esc(text)}</div>{note}'
+    return _answer_html(result["answer"]) + note + sources_html(result.get("citations") or [])
 
 
 def _question_message(question: str) -> str:
@@ -222,29 +226,30 @@ def build_ui(service: QAService) -> gr.Blocks:
             return
         chat.append({"role": "user", "content": _question_message(question)})
         yield "", chat, turns
+        chat.append({"role": "assistant", "content": _answer_html("", streaming=True)})
+        shown, result = "", None
         try:
-            result = service.ask(question, turns)
+            for piece in service.stream(question, turns):
+                if isinstance(piece, dict):
+                    result = piece
+                    continue
+                shown += piece
+                chat[-1] = {"role": "assistant", "content": _answer_html(shown, streaming=True)}
+                yield "", chat, turns
+                time.sleep(_STREAM_PAUSE_S)
         except QAError as exc:
-            chat.append({"role": "assistant", "content": _error_message(str(exc))})
+            chat[-1] = {"role": "assistant", "content": _error_message(str(exc))}
             yield "", chat, turns
             return
         except Exception:
             log.exception("the chat could not answer %r", question)
             msg = "the question could not be answered (see the server log)"
-            chat.append({"role": "assistant", "content": _error_message(msg)})
+            chat[-1] = {"role": "assistant", "content": _error_message(msg)}
             yield "", chat, turns
             return
-        if not result.get("refused"):
-            shown = ""
-            chat.append({"role": "assistant", "content": ""})
-            for piece in answer_chunks(result["answer"]):
-                shown += piece
-                chat[-1] = {"role": "assistant", "content": _answer_html(shown, streaming=True)}
-                yield "", chat, turns
-                time.sleep(_STREAM_PAUSE_S)
-            chat[-1] = {"role": "assistant", "content": answer_message(result)}
-        else:
-            chat.append({"role": "assistant", "content": answer_message(result)})
+        if result is None:
+            return
+        chat[-1] = {"role": "assistant", "content": answer_message(result)}
         turns += [
             {"role": "user", "content": question},
             {"role": "assistant", "content": result["answer"]},
