@@ -41,9 +41,12 @@ def _engine(settings: Settings):
     return Engine(settings)
 
 
-def format_answer(result: dict[str, Any], width: int = 100) -> str:
-    """The answer, then its numbered sources with title, source, date and passage."""
-    lines = [textwrap.fill(result["answer"], width)]
+def format_answer(result: dict[str, Any], width: int = 100, answer: bool = True) -> str:
+    """The answer, a notice if there is one, then its numbered sources with title, source,
+    date and passage (``answer=False``: all but the answer, which was streamed)."""
+    lines = [textwrap.fill(result["answer"], width)] if answer else []
+    if result.get("notice"):
+        lines += ["", f"(note: {result['notice']})"]
     if result["citations"]:
         lines += ["", "Sources:"]
         for c in result["citations"]:
@@ -54,6 +57,18 @@ def format_answer(result: dict[str, Any], width: int = 100) -> str:
                 textwrap.fill(passage, width, initial_indent="    ", subsequent_indent="    ")
             )
     return "\n".join(lines)
+
+
+def _print_stream(events) -> dict[str, Any]:
+    """Print the answer's pieces as they come; return the final JSON answer."""
+    result: dict[str, Any] = {}
+    for piece in events:
+        if isinstance(piece, dict):
+            result = piece
+        else:
+            print(piece, end="", flush=True)
+    print()
+    return result
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -75,7 +90,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from qa.engine import validate_question
 
     validate_question(args.question, settings.max_question_chars)  # before loading anything
-    result = _engine(settings).ask(args.question, top_k=args.top_k)
+    engine = _engine(settings)
+    if args.stream and not args.json:
+        result: dict[str, Any] = {}
+        result = _print_stream(engine.answer_events(args.question, top_k=args.top_k))
+        print(format_answer(result, answer=False))
+        return 0
+    result = engine.ask(args.question, top_k=args.top_k)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -102,11 +123,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print("(new conversation)")
             continue
         try:
-            result = engine.ask(question, history=history, top_k=args.top_k)
+            events = engine.answer_events(question, history, top_k=args.top_k)
         except QAError as exc:
             print(f"error: {exc}")
             continue
-        print("\n" + format_answer(result))
+        print()
+        result = _print_stream(events)
+        print(format_answer(result, answer=False))
         history += [
             {"role": "user", "content": question},
             {"role": "assistant", "content": result["answer"]},
@@ -336,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", parents=[common], help="answer one question")
     p.add_argument("question")
     p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    p.add_argument("--stream", action="store_true", help="print the answer as it is written")
     p.add_argument("--top-k", type=_positive_int, help="passages to answer from (QA_TOP_K)")
     p.set_defaults(func=cmd_ask)
 

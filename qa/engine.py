@@ -23,6 +23,7 @@ from qa.followup import condense
 from qa.indexer import index_fingerprint
 from qa.llm import (
     SYSTEM_PROMPT,
+    LeakGuard,
     LLMClient,
     LLMUnavailable,
     Reply,
@@ -223,6 +224,10 @@ class Engine:
         }
         return result
 
+    def _secrets(self) -> list[str]:
+        s = self.settings
+        return [x.get_secret_value() for x in (s.llm_api_key, s.api_key, s.ui_password) if x]
+
     def _sentence_vectors(self, passages: Sequence[StoredPassage]) -> dict[str, np.ndarray]:
         counts = {p.passage_id: len(p.sentences.split(";")) if p.sentences else 0 for p in passages}
         return self.store.sentence_vectors([p.passage_id for p in passages], counts)
@@ -267,6 +272,11 @@ class Engine:
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": passages_message(query, passages, state.articles)},
         ]
+        guard = LeakGuard(self._secrets())
+
+        def checked_sentence(sentence: str) -> str:
+            return verifier.sentence(guard.check(sentence)) if not guard.tripped else ""
+
         t1 = time.perf_counter()
         sent = False
         notice = None
@@ -282,17 +292,19 @@ class Engine:
                     # a sentence is complete once the next one has begun; markers written
                     # after the full stop ("... 2018. [2]") still belong to it
                     while len(parts) > 1 and not parts[-1].lstrip().startswith("["):
-                        yield verifier.sentence(parts.pop(0))
-                        sent = True
+                        out = checked_sentence(parts.pop(0))
+                        if out:
+                            yield out
+                            sent = True
                     buffer = "".join(parts)
-                if buffer:
-                    yield verifier.sentence(buffer)
+                if buffer and (out := checked_sentence(buffer)):
+                    yield out
                     sent = True
             else:
                 reply = llm.complete(messages, deadline)
                 _add_usage(usage, reply.usage)
                 for sentence in split_sentences(reply.text):
-                    verifier.sentence(sentence)
+                    checked_sentence(sentence)
         except LLMUnavailable as exc:
             if not sent:
                 yield from self._extractive_events(question, history, top_k, stream, _notice(exc))
@@ -301,9 +313,14 @@ class Engine:
         checked = verifier.finish()
         text = checked.text.strip()
         refused = looks_like_refusal(text)
-        if not refused and not checked.order:
-            # an answer that cites nothing the passages support is not given as an answer
-            why = "the LLM's answer cited no passage that supports it"
+        if guard.tripped or (not refused and not checked.order):
+            # an answer that cites nothing the passages support is not given as an answer,
+            # nor one that repeats the instructions or a key
+            why = (
+                "the LLM's answer was withheld (it repeated its instructions or a key)"
+                if guard.tripped
+                else "the LLM's answer cited no passage that supports it"
+            )
             fallback = self._extractive(question, history, top_k)
             fallback["notice"] = f"{why}: this is the extractive answer"
             if stream:
