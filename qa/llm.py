@@ -174,7 +174,7 @@ class LLMClient:
             )
             content = done.choices[0].message.content if done.choices else None
             if not isinstance(content, str) or not content.strip():
-                raise LLMUnavailable("the LLM sent an empty or malformed reply")
+                raise LLMUnavailable("the LLM's reply could not be read (no text in it)")
             return Reply(content, _usage(done.usage))
 
         return self._attempts(deadline, call)
@@ -220,7 +220,7 @@ class LLMClient:
         finally:
             stream.close()
         if not text.strip():
-            raise LLMUnavailable("the LLM sent an empty reply")
+            raise LLMUnavailable("the LLM's reply could not be read (no text in it)")
         yield Reply(text, usage)
 
 
