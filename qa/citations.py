@@ -6,9 +6,10 @@ make. Each sentence of the reply is checked on its own (so that a reply can be v
 streams, sentence by sentence):
 
 - a marker naming no listed passage is removed;
-- a cited passage must *support* the sentence: enough of the sentence's content terms occur
-  in it, or its best sentence is close in meaning (MiniLM vectors); if it does not, the
-  citation moves to the listed passage that supports the sentence best, or is dropped;
+- a cited passage must *support* the sentence (its content terms and numbers occur in it,
+  its closest sentence is near in meaning by MiniLM vectors) about as well as the best
+  listed passage does; if it does not, the citation moves to the passage that supports the
+  sentence best, or is dropped when none does;
 - markers are renumbered in order of first use, so ``citations`` lists exactly the passages
   the text names, numbered as they appear.
 
@@ -39,8 +40,34 @@ REFUSAL_PATTERNS = re.compile(
     re.I,
 )
 
-LEXICAL_SUPPORT = 0.6  # share of the sentence's content terms found in the passage
-SEMANTIC_SUPPORT = 0.62  # cosine of the sentence with the passage's closest sentence
+# support = share of the claim's terms in the passage + 0.5 x cosine of its closest sentence
+# + NUMBER_WEIGHT when the claim's numbers are all in the passage (- 1 when one is not);
+# a cited passage must reach SUPPORT and be within MARGIN of the best one
+SUPPORT = 0.5
+MARGIN = 0.25
+NUMBER_WEIGHT = 0.3
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _numbers(text: str) -> set[str]:
+    return {m.group().replace(",", "") for m in _NUMBER.finditer(text)}
+
+
+def _overlap(claim_terms: set[str], passage_terms: set[str]) -> float:
+    return len(claim_terms & passage_terms) / len(claim_terms) if claim_terms else 0.0
+
+
+def _number_credit(claim_numbers: set[str], passage_numbers: set[str]) -> float:
+    if not claim_numbers:
+        return 0.0
+    # a number the passage doesn't have (a wrong year, a wrong amount) disqualifies it
+    return NUMBER_WEIGHT if claim_numbers <= passage_numbers else -1.0
+
+
+@dataclass
+class _Claim:
+    terms: set[str]
+    numbers: set[str]
 
 
 def split_sentences(text: str) -> list[str]:
@@ -107,19 +134,32 @@ class CitationVerifier:
         self.passages = list(passages)
         self.embed = embed
         self._terms = [set(terms(p.text)) for p in self.passages]
+        self._numbers = [_numbers(p.text) for p in self.passages]
+        self._sentences = [
+            [(set(terms(p.text[a:b])), _numbers(p.text[a:b])) for a, b in p.sentence_spans]
+            for p in self.passages
+        ]
         self.result = Verification(text="", order=[])
 
-    def _support(self, claim_terms: set[str], vector: np.ndarray, i: int) -> tuple[float, int]:
-        """How well passage ``i`` supports the claim (0–1, above 1 = both tests pass), and
-        which of its sentences matches best."""
+    def _support(self, claim: _Claim, vector: np.ndarray, i: int) -> tuple[float, int]:
+        """How well passage ``i`` supports the claim, and which of its sentences matches
+        best. The share of the claim's content terms found in the passage, plus half the
+        meaning similarity of its closest sentence, plus ``NUMBER_WEIGHT`` when the claim's
+        numbers are all there, minus 1 when one is not (a wrong year or amount is the typical
+        wrong citation, and short paraphrases, "deliveries begin in 2018", share few words)."""
         p = self.passages[i]
-        lexical = len(claim_terms & self._terms[i]) / len(claim_terms) if claim_terms else 0.0
-        best, semantic = -1, 0.0
-        if len(p.sentence_vectors):
-            sims = p.sentence_vectors @ vector
-            best = int(np.argmax(sims))
-            semantic = float(sims[best])
-        score = max(lexical / LEXICAL_SUPPORT, semantic / SEMANTIC_SUPPORT)
+        lexical = _overlap(claim.terms, self._terms[i])
+        sims = p.sentence_vectors @ vector if len(p.sentence_vectors) else np.zeros(0)
+        semantic = float(sims.max()) if len(sims) else 0.0
+        score = lexical + 0.5 * semantic + _number_credit(claim.numbers, self._numbers[i])
+        # the sentence to highlight: the same measure, sentence by sentence
+        best, best_score = -1, -np.inf
+        for k, (terms_k, numbers_k) in enumerate(self._sentences[i]):
+            sim = float(sims[k]) if k < len(sims) else 0.0
+            s_k = _overlap(claim.terms, terms_k) + 0.5 * sim
+            s_k += _number_credit(claim.numbers, numbers_k)
+            if s_k > best_score:
+                best, best_score = k, s_k
         return score, best
 
     def sentence(self, sentence: str) -> str:
@@ -128,13 +168,14 @@ class CitationVerifier:
         if not found:
             self.result.text += sentence
             return sentence
-        claim = MARKER.sub("", sentence).strip()
-        claim_terms = set(terms(claim))
-        vector = self.embed([claim])[0] if claim else np.zeros(1)
+        text = MARKER.sub("", sentence).strip()
+        claim = _Claim(set(terms(text)), _numbers(text))
+        vector = self.embed([text])[0] if text else np.zeros(1)
         n_passages = len(self.passages)
         support = [
-            self._support(claim_terms, vector, i) if claim else (0.0, -1) for i in range(n_passages)
+            self._support(claim, vector, i) if text else (0.0, -1) for i in range(n_passages)
         ]
+        best = max(range(n_passages), key=lambda j: support[j][0]) if n_passages else -1
 
         def verified(numbers: list[int]) -> list[int]:
             kept: list[int] = []
@@ -143,9 +184,9 @@ class CitationVerifier:
                     self.result.removed.append(n)
                     continue
                 i = n - 1
-                if support[i][0] < 1.0:
-                    best = max(range(n_passages), key=lambda j: support[j][0])
-                    if support[best][0] >= 1.0:
+                ok = support[i][0] >= SUPPORT and support[i][0] >= support[best][0] - MARGIN
+                if not ok:
+                    if support[best][0] >= SUPPORT:
                         self.result.moved.append((n, best + 1))
                         i = best
                     else:

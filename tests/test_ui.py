@@ -9,21 +9,18 @@ the tests go there. Screenshots land in each test's ``tmp_path``.
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import uvicorn
 
 from qa.server import create_app
 from qa.service import QAService
 from qa.settings import load_settings
 from qa.ui import NOT_IN_ARTICLES, articles_html, sources_html
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, live_server
+from tests.fake_llm import fake_llm
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -54,37 +51,31 @@ with a parade of *painted* goats and $$x^2$$ lanterns.
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _serve(tmp_path_factory, embedder, **settings) -> Iterator[SimpleNamespace]:
+    root = tmp_path_factory.mktemp("ui")
+    corpus = root / "articles"
+    shutil.copytree(CORPUS, corpus)
+    settings = load_settings(
+        index_dir=root / "index", corpus_dir=corpus, max_question_chars=MAX_QUESTION, **settings
+    )
+    service = QAService.start(settings, embedder)
+    with live_server(create_app(settings, service)) as url:
+        yield SimpleNamespace(url=f"{url}/", service=service, corpus=corpus)
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, embedder) -> Iterator[SimpleNamespace]:
     """The whole app (API and chat) on a private corpus copy, served by uvicorn in a thread."""
-    root = tmp_path_factory.mktemp("ui")
-    corpus = root / "articles"
-    shutil.copytree(CORPUS, corpus)
-    settings = load_settings(
-        index_dir=root / "index", corpus_dir=corpus, max_question_chars=MAX_QUESTION
-    )
-    service = QAService.start(settings, embedder)
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings, service), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the test server did not start")
-        time.sleep(0.05)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/", service=service, corpus=corpus)
-    server.should_exit = True
-    thread.join(timeout=10)
+    yield from _serve(tmp_path_factory, embedder)
+
+
+@pytest.fixture(scope="module")
+def live_llm(tmp_path_factory, embedder) -> Iterator[SimpleNamespace]:
+    """The same, answering through a scripted OpenAI-protocol server (tests/fake_llm.py)."""
+    with fake_llm() as llm:
+        for served in _serve(tmp_path_factory, embedder, llm_base_url=llm.url, llm_timeout=5):
+            served.llm = llm
+            yield served
 
 
 @pytest.fixture(scope="module")
@@ -358,3 +349,42 @@ def test_gradio_client_asks_through_the_chat_api(live):
 
     with pytest.raises(AppError, match="the question is empty"):
         client.predict("   ", None, api_name="/ask")
+
+
+def test_llm_answer_streams_in_the_chat_with_verified_citations(browser, live_llm, tmp_path):
+    """With an LLM configured, the chat streams its answer sentence by sentence, shows only
+    verified markers, and says so plainly when it fell back to the extractive answer."""
+    llm = live_llm.llm
+    page = _open(browser, live_llm)
+    llm.set({"reply": "The passages do not answer this."})
+    reply, _ = _ask(page, GAS_Q)
+    assert _text(reply.inner_text()) == "The passages do not answer this."
+    prompt = llm.requests[-1]["body"]["messages"][1]["content"]
+    n = next(
+        int(block.split('"')[1])
+        for block in prompt.split("<passage n=")[1:]
+        if "38 billion cubic meters" in block
+    )
+    llm.set(
+        {
+            "reply": f"Russia will supply 38 billion cubic meters of gas a year [{n}][8]. "
+            f"Deliveries begin in 2018 [{n}].",
+            "pause": 0.05,
+        }
+    )
+    reply, partials = _ask(page, GAS_Q, watch_stream=True)
+    text = _text(reply.inner_text())
+    first = "Russia will supply 38 billion cubic meters of gas a year [1]."
+    assert text.startswith(f"{first} Deliveries begin in 2018 [1].")
+    assert "[8]" not in text and "[2]" not in text
+    assert any("[1]" in p and "2018" not in p for p in partials)  # the first sentence came alone
+    sources = page.locator("#qa-chat .qa-sources").last
+    assert "38 billion" in sources.locator("mark").first.inner_text()
+    page.screenshot(path=str(tmp_path / "llm.png"))
+
+    llm.set({"status": 500})
+    reply, _ = _ask(page, GAS_Q)
+    notice = page.locator("#qa-chat .qa-notice").last.inner_text()
+    assert "the LLM returned an error (500)" in notice
+    assert "38 billion cubic meters" in reply.inner_text()
+    page.close()
