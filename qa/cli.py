@@ -262,7 +262,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return {
                 "embedder": index_fingerprint(settings),
                 "retriever": retriever,
-                "answerer": "extractive",
+                "answerer": f"llm ({settings.llm_model})" if settings.use_llm else "extractive",
                 "top_k": top_k,
                 "corpus": corpus,
                 "git_revision": git_revision(),
