@@ -91,7 +91,7 @@ def start_server(tmp: Path, port: int) -> subprocess.Popen:
         [sys.executable, str(REPO / "app.py"), "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=(tmp / "server.log").open("w"),  # a file: an unread pipe would stall the server
         text=True,
     )
 
@@ -100,7 +100,8 @@ def wait_ready(url: str, server: subprocess.Popen, timeout: float = 180) -> dict
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the server exited: {server.stderr.read()[-2000:]}")
+            log = Path(server.stderr.name).read_text()
+            raise SystemExit(f"the server exited: {log[-2000:]}")
         try:
             health = httpx.get(f"{url}/api/health", timeout=2).json()
             if health.get("ready"):

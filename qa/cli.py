@@ -161,9 +161,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
     )
+    if args.workers > 1:
+        # worker processes read their settings from the environment: pass the flags on
+        for key, value in (
+            ("QA_INDEX_DIR", args.index_dir),
+            ("QA_CORPUS_DIR", args.corpus_dir),
+            ("QA_CHROMA_URL", args.chroma_url),
+        ):
+            if value:
+                os.environ[key] = str(value)
     from qa.server import serve
 
-    serve(settings)
+    serve(settings, workers=args.workers)
     return 0
 
 
@@ -387,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="the web chat and HTTP API")
     p.add_argument("--host", help="address to bind (QA_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=_port, help="port (QA_PORT, default 7860)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="app processes sharing a Chroma server (needs QA_CHROMA_URL; default 1)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("list", parents=[common], help="what is indexed")

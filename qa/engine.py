@@ -7,6 +7,7 @@ API and the evaluation share (schema in the README).
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -106,10 +107,12 @@ class Engine:
         )
         self.store = Store(settings, index_fingerprint(settings))
         self.llm = LLMClient(settings) if settings.use_llm else None
+        self._reloading = threading.Lock()
         self.reload()
 
     def reload(self) -> None:
         """Re-read the stored passages (after an index change) and rebuild the keyword side."""
+        generation = self.store.generation()  # read first: a change during the reload shows
         table = PassageTable(list(self.store.iter_passages()))
         if not table.passages:
             raise QAError(f"the index at {self.store.where} is empty: run `qa index`")
@@ -125,6 +128,18 @@ class Engine:
         # one assignment, so that a question running during a reload sees old or new state,
         # never a mix of the two
         self._state = _State(table, articles, answerer)
+        self._generation = generation
+
+    def refresh(self) -> None:
+        """Reload if another process changed the index since (one cheap metadata read). One
+        thread reloads; the others answer from the state they have meanwhile."""
+        if self.store.generation() == self._generation:
+            return
+        if self._reloading.acquire(blocking=False):
+            try:
+                self.reload()
+            finally:
+                self._reloading.release()
 
     @property
     def table(self) -> PassageTable:
@@ -183,6 +198,7 @@ class Engine:
             top_k = self.settings.top_k
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50:
             raise QAError("top_k must be a whole number from 1 to 50")
+        self.refresh()
         if self.llm is None:
             return self._extractive_events(question, history, top_k, stream)
         return self._generated_events(question, history, top_k, stream)

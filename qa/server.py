@@ -17,8 +17,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from qa.api import build_api
-from qa.service import QAService
-from qa.settings import Settings
+from qa.errors import QAError
+from qa.service import QAService, prepare_index
+from qa.settings import Settings, load_settings
 
 
 def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
@@ -42,8 +43,33 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
     )
 
 
-def serve(settings: Settings) -> None:
-    """Index the corpus if the index is empty, then serve until interrupted."""
-    app = create_app(settings)
-    print(f"corpus QA on http://{settings.host}:{settings.port}/  (API docs at /docs)", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+def app_factory() -> FastAPI:
+    """The app from the environment's settings: what each worker process of
+    ``qa serve --workers N`` builds for itself."""
+    return create_app(load_settings())
+
+
+def serve(settings: Settings, workers: int = 1) -> None:
+    """Index the corpus if the index is empty, then serve until interrupted. With several
+    workers (processes), each has its own engine on the shared Chroma server."""
+    where = f"http://{settings.host}:{settings.port}/"
+    if workers == 1:
+        app = create_app(settings)
+        print(f"corpus QA on {where}  (API docs at /docs)", flush=True)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        return
+    if not settings.chroma_url:
+        raise QAError(
+            "--workers above 1 needs a Chroma server (QA_CHROMA_URL): the embedded store "
+            "belongs to one process"
+        )
+    prepare_index(settings)  # once, here, rather than in every worker at the same time
+    print(f"corpus QA on {where}  ({workers} workers, store {settings.chroma_url})", flush=True)
+    uvicorn.run(
+        "qa.server:app_factory",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+    )

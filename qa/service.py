@@ -45,6 +45,13 @@ def safe_filename(name: str) -> str:
     return f"{stem}.{suffix[:10]}" if suffix else stem
 
 
+def prepare_index(settings: Settings, embedder: MiniLMEmbedding | None = None) -> None:
+    """Index the corpus folder if the index has no articles yet."""
+    store = Store(settings, index_fingerprint(settings), create=True)
+    if not store.committed_articles() and Path(settings.corpus_dir).is_dir():
+        index_corpus(settings, None, embedder=embedder, progress=False)
+
+
 @dataclass
 class UploadReport:
     """What an upload did, per article id, and the files that were refused and why."""
@@ -99,9 +106,7 @@ class QAService:
         """The service, after indexing the corpus if the index has no articles yet (a fresh
         checkout runs ``python app.py`` and gets answers)."""
         embedder = embedder or MiniLMEmbedding(settings.onnx_threads, settings.embed_batch_size)
-        store = Store(settings, index_fingerprint(settings), create=True)
-        if not store.committed_articles() and Path(settings.corpus_dir).is_dir():
-            index_corpus(settings, None, embedder=embedder, progress=False)
+        prepare_index(settings, embedder)
         return cls(settings, embedder)
 
     # -- questions --------------------------------------------------------------------------
@@ -118,6 +123,8 @@ class QAService:
         with an error status; the answer slot is held until the stream ends or is dropped."""
         question = validate_question(question, self.settings.max_question_chars)
         history = validate_history(history)
+        if self.engine is None:
+            self._load()  # another process sharing the store may have added articles since
         engine = self.engine
         if engine is None:
             raise Busy("the index holds no articles: upload some first")

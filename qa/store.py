@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from qa.errors import Busy, QAError
 from qa.settings import Settings
 
 _FINGERPRINT_KEY = "qa_fingerprint"
+_GENERATION_KEY = "qa_generation"
 KINDS = ("passages", "sentences", "articles", "terms")
 _BATCH = 4000  # below Chroma's max batch size (5461 in 1.x)
 
@@ -230,6 +232,8 @@ class Store:
             self.sentences.delete(where=where)
             self.passages.delete(where=where)
             self.articles.delete(ids=chunk)
+        if article_ids:
+            self.touch()
 
     def write(
         self,
@@ -259,6 +263,25 @@ class Store:
                     metadatas=[{**r[2], "text": r[1]} for r in part],
                     embeddings=np.stack([r[3] for r in part]),
                 )
+
+        if articles:
+            self.touch()
+
+    # -- change detection across processes ----------------------------------------------------
+    # Every process keeps the passage table, BM25 and term vectors in memory. When another
+    # process (a `qa index`, another app worker sharing a Chroma server) commits or deletes
+    # articles it writes a new random token into the articles collection's metadata; engines
+    # compare it before each question and reload when it changed.
+    def touch(self) -> None:
+        self.articles.modify(metadata={_GENERATION_KEY: uuid.uuid4().hex})
+
+    def generation(self) -> str:
+        name = f"{self.settings.collection_prefix}_articles"
+        try:
+            fresh = self._client.get_collection(name, embedding_function=None)
+        except Exception:
+            return ""
+        return str((fresh.metadata or {}).get(_GENERATION_KEY, ""))
 
     def article_text(self, article_id: str) -> str | None:
         got = self.articles.get(ids=[article_id], include=["metadatas"])
