@@ -37,8 +37,10 @@ test: lint browser
 	$(BIN)/pytest
 
 bench: install
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,bench]"
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_http.py
+	$(BIN)/python bench/bench_scale.py --json bench/out/scale.json
 
 # The gold set with baselines side by side, and 2,000-question samples of SQuAD v1.1 and of
 # the SQuAD 2.0 half (read in place from ../shared/bench-data), into docs/eval.md.
@@ -57,7 +59,7 @@ eval: install
 lock:
 	rm -rf /tmp/qa-lock && $(PYTHON) -m venv /tmp/qa-lock
 	/tmp/qa-lock/bin/python -m pip install -q --upgrade pip
-	/tmp/qa-lock/bin/python -m pip install -q ".[test]"
+	/tmp/qa-lock/bin/python -m pip install -q ".[test,bench]"
 	{ echo "# Exact versions for reproducible installs (pip install -c constraints.txt -e .[test])."; \
 	  echo "# Regenerate with \`make lock\` after changing dependencies in pyproject.toml."; \
 	  /tmp/qa-lock/bin/python -m pip freeze --exclude qa; } > constraints.txt
