@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser run test lint bench eval lock clean
+.PHONY: install browser run test lint bench eval reliability audit lock clean
 
 install: $(STAMP)
 
@@ -54,6 +54,17 @@ eval: install
 		--quiet --json docs/eval/squad-v2.0-half.json
 	$(BIN)/python -m qa.report docs/eval/gold.json docs/eval/squad-v1.1.json \
 		docs/eval/squad-v2.0-half.json --out docs/eval.md --command "make eval"
+
+# Load and soak (16 clients, 60 s, an upload under load) and crash safety at scale (BBC,
+# SIGKILL at random moments, five rounds): scripts that print their figures.
+reliability: install
+	$(BIN)/python bench/soak_http.py
+	$(BIN)/python bench/crash_index.py
+
+# Known vulnerabilities in the installed (locked) dependencies, from the PyPI advisory data.
+audit: install
+	$(BIN)/python -m pip install -q "pip-audit>=2.7,<3"
+	$(BIN)/pip-audit --local --skip-editable
 
 # Re-pin constraints.txt from a clean environment after changing pyproject.toml.
 lock:

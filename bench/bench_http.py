@@ -81,11 +81,11 @@ async def load(url: str, clients: int, total: int, asked: list[str]) -> dict[str
     }
 
 
-def start_server(tmp: Path, port: int) -> subprocess.Popen:
+def start_server(tmp: Path, port: int, corpus: Path | None = None) -> subprocess.Popen:
     env = {
         **os.environ,
         "QA_INDEX_DIR": str(tmp / "index"),
-        "QA_CORPUS_DIR": str(REPO / "corpus" / "articles"),
+        "QA_CORPUS_DIR": str(corpus or REPO / "corpus" / "articles"),
     }
     return subprocess.Popen(
         [sys.executable, str(REPO / "app.py"), "--port", str(port)],

@@ -277,6 +277,16 @@ def build_api(service: QAService) -> FastAPI:
         description="Cited answers from a corpus of news articles. See the README.",
     )
     app.add_middleware(BodyLimit, settings=settings)
+    if settings.cors_origins:  # off unless configured: browsers elsewhere can't call us
+        from fastapi.middleware.cors import CORSMiddleware
+
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     install_error_handlers(app)
     auth = [Depends(require_key(settings))]
 

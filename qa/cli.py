@@ -176,6 +176,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from qa.doctor import diagnose, repair
+
+    settings = _settings(args)
+    found = diagnose(settings)
+    print("\n".join(found.lines()))
+    if found.healthy or not args.fix:
+        return 0 if found.healthy else 1
+    for line in repair(settings, found):
+        print(f"fix: {line}")
+    after = diagnose(settings)
+    print("\n".join(after.lines()))
+    return 0 if after.healthy else 1
+
+
 def _format_metric(key: str, value: object) -> str:
     if value is None:
         return "n/a"
@@ -403,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="app processes sharing a Chroma server (needs QA_CHROMA_URL; default 1)",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("doctor", parents=[common], help="check the index against the corpus")
+    p.add_argument("--fix", action="store_true", help="repair what was found")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("list", parents=[common], help="what is indexed")
     p.add_argument("--json", action="store_true")

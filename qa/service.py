@@ -9,6 +9,7 @@ updated incrementally and the engine reloaded; questions keep being answered mea
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import weakref
@@ -43,6 +44,19 @@ def safe_filename(name: str) -> str:
     if not stem:
         raise QAError(f"invalid file name {name!r}")
     return f"{stem}.{suffix[:10]}" if suffix else stem
+
+
+def _write_replacing(path: Path, data: bytes) -> None:
+    """Write a new file at ``path`` through a temporary file and a rename: a symlink planted
+    at that name is replaced, never followed out of the corpus folder, and a reader never
+    sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.upload")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def prepare_index(settings: Settings, embedder: MiniLMEmbedding | None = None) -> None:
@@ -204,9 +218,9 @@ class QAService:
             paths, new = [], set()
             for safe, data in named:
                 path = corpus / safe
-                if not path.exists():
+                if not path.exists() and not path.is_symlink():
                     new.add(safe)
-                path.write_bytes(data)
+                _write_replacing(path, data)
                 paths.append(path)
             result = index_corpus(self.settings, paths, embedder=self.embedder, progress=False)
             # a new file that gave no article (unreadable, empty) is not left in the corpus

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest JSON request body")
     max_upload_bytes: int = Field(20_971_520, ge=1024, description="largest upload request")
     model_name: str = Field("corpus-qa", description="model id on the OpenAI-compatible API")
+    cors_origins: str | None = Field(
+        None, description="comma-separated origins allowed by CORS (off when unset)"
+    )
 
     # the answerer: extractive (no LLM) unless an OpenAI-compatible endpoint is configured
     answerer: Literal["auto", "extractive", "llm"] = Field(

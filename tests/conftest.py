@@ -91,3 +91,12 @@ def live_server(app) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+FUZZ_KEY = pytest.StashKey[dict]()  # fuzz target -> (inputs tried, failures)
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """The fuzz tests' counts (tests/test_fuzz.py): inputs tried and failures per target."""
+    for name, (tried, failed) in sorted(config.stash.get(FUZZ_KEY, {}).items()):
+        terminalreporter.write_line(f"fuzz: {name}: {tried} inputs tried, {failed} failures")

@@ -369,3 +369,78 @@ def test_index_with_no_articles_answers_503_not_500(tmp_path, embedder) -> None:
         assert "no articles" in _error(r)
         c.post("/api/articles", files={"files": ("one.txt", HAMSTER.encode())})
         assert c.post("/api/ask", json={"question": HAMSTER_Q}).json()["refused"] is False
+
+
+# -- access and secrets --------------------------------------------------------------------
+
+
+def test_every_route_but_health_needs_the_key(locked_api: Running) -> None:
+    """Enumerate the app's own routes, so that a route added later can't be forgotten."""
+    schema = httpx.get(f"{locked_api.url}/openapi.json").json()
+    routes = [
+        (method.upper(), path)
+        for path, methods in schema["paths"].items()
+        if path.startswith(("/api/", "/v1/"))
+        for method in methods
+    ]
+    assert len(routes) == 7, routes
+    with locked_api.client() as c:
+        for method, path in routes:
+            url = path.replace("{article_id}", "some-article")
+            for headers in ({}, {"Authorization": "Bearer not-the-key"}):
+                r = c.request(method, url, headers=headers)
+                expected = 200 if path == "/api/health" else 401
+                assert r.status_code == expected, (method, path, headers, r.status_code)
+                assert KEY not in r.text
+
+
+def test_cors_is_off_unless_configured(api: Running, engine, embedder) -> None:
+    origin = {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    with api.client() as c:
+        r = c.options("/api/ask", headers=origin)
+        assert "access-control-allow-origin" not in r.headers
+        r = c.post("/api/ask", json={"question": GAS_Q}, headers={"Origin": origin["Origin"]})
+        assert "access-control-allow-origin" not in r.headers
+    settings = load_settings(
+        index_dir=engine.settings.index_dir,
+        corpus_dir=engine.settings.corpus_dir,
+        cors_origins="https://elsewhere.example",
+    )
+    with live_server(create_app(settings, QAService(settings, embedder))) as url:
+        r = httpx.options(f"{url}/api/ask", headers=origin)
+        assert r.headers["access-control-allow-origin"] == "https://elsewhere.example"
+
+
+def test_upload_replaces_a_planted_symlink_instead_of_following_it(api: Running) -> None:
+    corpus = Path(api.settings.corpus_dir)
+    outside = corpus.parent / "outside-target.txt"
+    outside.write_text("do not touch")
+    (corpus / "trap.txt").symlink_to(outside)
+    with api.client() as c:
+        r = c.post("/api/articles", files={"files": ("trap.txt", HAMSTER.encode())})
+        assert r.status_code == 200, r.text
+        assert outside.read_text() == "do not touch"
+        assert not (corpus / "trap.txt").is_symlink()
+        assert (corpus / "trap.txt").read_text() == HAMSTER
+        c.delete("/api/articles/trap.txt")
+    for name in ("/etc/passwd.txt", "C:\\\\evil\\\\x.txt", "..\\\\..\\\\x.txt"):
+        with api.client() as c:
+            r = c.post("/api/articles", files={"files": (name, HAMSTER.encode())})
+            assert r.status_code == 200
+            (added,) = r.json()["added"] or r.json()["unchanged"] or ["?"]
+            assert "/" not in added and "\\\\" not in added
+            assert (corpus / added).exists()
+            c.delete(f"/api/articles/{added}")
+
+
+def test_keys_never_appear_in_errors_or_logs(locked_api: Running, caplog) -> None:
+    with locked_api.client() as c:
+        responses = [
+            c.post("/api/ask", json={"question": ""}, headers={"Authorization": f"Bearer {KEY}"}),
+            c.post("/api/ask", json={"question": 1}, headers={"Authorization": f"Bearer {KEY}x"}),
+            c.get("/api/nothing", headers={"Authorization": f"Bearer {KEY}"}),
+        ]
+    for r in responses:
+        assert KEY not in r.text
+    assert KEY not in caplog.text
+    assert KEY not in repr(locked_api.settings)

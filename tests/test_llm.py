@@ -335,3 +335,20 @@ def test_llm_setting_errors_are_one_line() -> None:
     assert proc.returncode == 2 and "QA_ANSWERER=llm needs QA_LLM_BASE_URL" in proc.stderr
     proc = run_qa("ask", "x", env={"QA_LLM_TIMEOUT": "-1"})
     assert proc.returncode == 2 and "QA_LLM_TIMEOUT" in proc.stderr
+
+
+def test_llm_failing_every_other_request_still_answers_every_question(llm, llm_engine) -> None:
+    """Outage drill: the endpoint fails every second request; each of 12 questions gets an
+    answer (from the LLM after a retry, or extractive with the notice) within the timeout
+    plus one second."""
+    llm.set({"reply": "The passages do not answer this."})
+    llm_engine.ask(GAS_Q)
+    n = _passage_index(llm, GAS_TEXT)
+    good = {"reply": f"Russia will supply {GAS_TEXT} of gas a year [{n}]."}
+    llm.set(*([{"status": 500}, good] * 20))
+    for i in range(12):
+        started = time.monotonic()
+        *_, result = llm_engine.answer_events(GAS_Q, stream=bool(i % 2))
+        assert time.monotonic() - started < TIMEOUT + 1
+        assert GAS_TEXT in result["answer"] and result["citations"]
+        assert result["answerer"] == "llm" or "extractive answer" in result["notice"]

@@ -1,0 +1,163 @@
+"""``qa doctor``: the index checked against the corpus and against itself.
+
+What can go wrong with an index is what users of similar products report most after
+re-indexing: duplicates, passages of deleted articles still answering, articles silently
+missing, or vectors from another embedder mixed in. Each is checked here:
+
+- the index was built with this embedder and chunking (else: rebuild, never mixed);
+- every article of the corpus folder is indexed, with its current text;
+- nothing is indexed from the corpus folder that is no longer in it;
+- no orphan passages (of no committed article) or orphan sentences (of no passage);
+- no duplicate passages (one article span stored twice) and the passage count each article
+  record holds matches its passages.
+
+``--fix`` removes orphans and duplicates and brings the index in line with the corpus
+(``qa index`` on the corpus folder).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.errors import QAError
+from qa.indexer import index_corpus, index_fingerprint
+from qa.ingest import read_corpus
+from qa.settings import Settings
+from qa.store import Store
+
+
+@dataclass
+class Diagnosis:
+    articles: int = 0
+    passages: int = 0
+    sentences: int = 0
+    missing: list[str] = field(default_factory=list)  # in the corpus, not indexed
+    stale: list[str] = field(default_factory=list)  # indexed with older text
+    gone: list[str] = field(default_factory=list)  # indexed, no longer in the corpus
+    orphan_passages: list[str] = field(default_factory=list)
+    orphan_sentences: list[str] = field(default_factory=list)
+    duplicate_passages: list[str] = field(default_factory=list)
+    miscounted: list[str] = field(default_factory=list)  # article record vs its passages
+
+    @property
+    def healthy(self) -> bool:
+        return not any(
+            (
+                self.missing,
+                self.stale,
+                self.gone,
+                self.orphan_passages,
+                self.orphan_sentences,
+                self.duplicate_passages,
+                self.miscounted,
+            )
+        )
+
+    def lines(self) -> list[str]:
+        out = [
+            f"index: {self.articles} articles, {self.passages} passages, {self.sentences} sentences"
+        ]
+        for label, items in (
+            ("not indexed (in the corpus)", self.missing),
+            ("indexed with older text", self.stale),
+            ("indexed but no longer in the corpus", self.gone),
+            ("orphan passages (no article)", self.orphan_passages),
+            ("orphan sentences (no passage)", self.orphan_sentences),
+            ("duplicate passages", self.duplicate_passages),
+            ("article records whose passage count is wrong", self.miscounted),
+        ):
+            if items:
+                shown = ", ".join(items[:5]) + (f" … (+{len(items) - 5})" if len(items) > 5 else "")
+                out.append(f"{label}: {len(items)}: {shown}")
+        out.append("healthy" if self.healthy else "problems found: `qa doctor --fix` repairs them")
+        return out
+
+
+def _sentence_passages(store: Store, page: int = 20000) -> list[tuple[str, str]]:
+    """(sentence id, passage id) of every stored sentence."""
+    out: list[tuple[str, str]] = []
+    offset = 0
+    while True:
+        got = store.sentences.get(include=["metadatas"], limit=page, offset=offset)
+        metas = got["metadatas"]
+        out += [(i, m.get("passage_id", "")) for i, m in zip(got["ids"], metas, strict=True)]
+        if len(got["ids"]) < page:
+            return out
+        offset += page
+
+
+def diagnose(settings: Settings) -> Diagnosis:
+    """Everything checked, nothing changed. A fingerprint mismatch or a missing index is a
+    ``QAError`` (the store refuses to open it) with the command that fixes it."""
+    store = Store(settings, index_fingerprint(settings))
+    d = Diagnosis()
+    committed = store.committed_articles()
+    passages = list(store.iter_passages())
+    sentences = _sentence_passages(store)
+    d.articles, d.passages, d.sentences = len(committed), len(passages), len(sentences)
+
+    corpus = Path(settings.corpus_dir)
+    if corpus.is_dir():
+        docs, _ = read_corpus([corpus], corpus)
+        root = str(corpus.resolve())
+        present = {doc.doc_id: doc for doc in docs}
+        hashes = {m.get("content_hash"): aid for aid, m in committed.items()}
+        for aid, doc in present.items():
+            meta = committed.get(aid)
+            if meta is None:
+                if doc.metadata["content_hash"] not in hashes:  # not a known duplicate
+                    d.missing.append(aid)
+            elif meta.get("content_hash") != doc.metadata["content_hash"]:
+                d.stale.append(aid)
+        d.gone = sorted(
+            aid for aid, m in committed.items() if m.get("root") == root and aid not in present
+        )
+
+    d.orphan_passages = sorted(p.passage_id for p in passages if p.article_id not in committed)
+    spans = Counter((p.article_id, p.start, p.end) for p in passages)
+    d.duplicate_passages = sorted(
+        p.passage_id for p in passages if spans[(p.article_id, p.start, p.end)] > 1
+    )
+    ids = {p.passage_id for p in passages}
+    d.orphan_sentences = sorted(sid for sid, pid in sentences if pid not in ids)
+    per_article: dict[str, int] = defaultdict(int)
+    for p in passages:
+        per_article[p.article_id] += 1
+    d.miscounted = sorted(
+        aid
+        for aid, m in committed.items()
+        if isinstance(m.get("passages"), int) and m["passages"] != per_article.get(aid, 0)
+    )
+    return d
+
+
+def repair(settings: Settings, d: Diagnosis) -> list[str]:
+    """Fix what ``diagnose`` found; returns what was done, one line each."""
+    done: list[str] = []
+    store = Store(settings, index_fingerprint(settings), create=True)
+    if d.orphan_sentences:
+        for i in range(0, len(d.orphan_sentences), 5000):
+            store.sentences.delete(ids=d.orphan_sentences[i : i + 5000])
+        done.append(f"removed {len(d.orphan_sentences)} orphan sentences")
+    broken = sorted(set(d.miscounted) | _articles_of(store, d.duplicate_passages))
+    if d.orphan_passages:
+        store.passages.delete(ids=d.orphan_passages)
+        done.append(f"removed {len(d.orphan_passages)} orphan passages")
+    if broken:
+        store.delete_articles(broken)  # indexed again below from the corpus
+        done.append(f"re-indexing {len(broken)} articles with duplicate or miscounted passages")
+    if Path(settings.corpus_dir).is_dir():
+        report = index_corpus(settings, None, progress=False)
+        done.append(f"brought the index in line with the corpus: {report.summary()}")
+    elif broken:
+        raise QAError(f"{settings.corpus_dir} is missing: the removed articles can't be re-read")
+    return done
+
+
+def _articles_of(store: Store, passage_ids: list[str]) -> set[str]:
+    if not passage_ids:
+        return set()
+    got = store.passages.get(ids=passage_ids, include=["metadatas"])
+    return {m["article_id"] for m in got["metadatas"]}
