@@ -170,7 +170,7 @@ class Store:
     def count(self) -> int:
         return self.passages.count()
 
-    def iter_passages(self, page: int = 5000) -> Iterator[StoredPassage]:
+    def iter_passages(self, page: int = 1000) -> Iterator[StoredPassage]:
         """Every passage, paged so that a large store is never read in one response."""
         offset = 0
         while True:
