@@ -42,14 +42,35 @@ def qa_index(corpus: Path, index: Path, rebuild: bool = False) -> subprocess.Pop
     )
 
 
-def passage_set(corpus: Path, index: Path) -> set[tuple[str, int, int]]:
-    from qa.indexer import index_fingerprint
-    from qa.settings import load_settings
-    from qa.store import Store
+_CHECK = """
+import hashlib, json, sys
+from qa.doctor import diagnose
+from qa.indexer import index_fingerprint
+from qa.settings import load_settings
+from qa.store import Store
+settings = load_settings(index_dir=sys.argv[1], corpus_dir=sys.argv[2])
+spans = sorted((p.article_id, p.start, p.end) for p in Store(
+    settings, index_fingerprint(settings)).iter_passages())
+health = diagnose(settings)
+print(json.dumps({"passages": len(spans), "healthy": health.healthy,
+                  "problems": health.lines()[1:-1],
+                  "digest": hashlib.sha256(json.dumps(spans).encode()).hexdigest()}))
+"""
 
-    settings = load_settings(index_dir=index, corpus_dir=corpus)
-    store = Store(settings, index_fingerprint(settings))
-    return {(p.article_id, p.start, p.end) for p in store.iter_passages()}
+
+def check(corpus: Path, index: Path) -> dict:
+    """The index's passage set (count and digest) and ``qa doctor``'s verdict, read in a
+    fresh process: the embedded store belongs to one process at a time, and this script's
+    own process must not hold it open while ``qa index`` rebuilds it."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHECK, str(index), str(corpus)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    if proc.returncode != 0:
+        return {"passages": -1, "healthy": False, "problems": [proc.stderr[-300:]], "digest": ""}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,9 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    from qa.doctor import diagnose
-    from qa.settings import load_settings
-
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="qa-crash-") as tmp_s:
         tmp = Path(tmp_s)
@@ -75,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         clean = qa_index(corpus, tmp / "clean")
         clean.wait()
         full_s = time.perf_counter() - t0
-        reference = passage_set(corpus, tmp / "clean")
-        print(f"clean build: {len(reference)} passages in {full_s:.0f} s", flush=True)
+        reference = check(corpus, tmp / "clean")
+        print(f"clean build: {reference['passages']} passages in {full_s:.0f} s", flush=True)
 
         index = tmp / "crashed"
         ok_rounds = 0
@@ -88,20 +106,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             if killed:
                 proc.send_signal(signal.SIGKILL)
             proc.wait()
-            before = len(passage_set(corpus, index)) if (index / "chroma").exists() else 0
+            left = check(corpus, index)["passages"] if (index / "chroma").exists() else 0
             done = qa_index(corpus, index)
             out, _ = done.communicate()
-            after = passage_set(corpus, index)
-            health = diagnose(load_settings(index_dir=index, corpus_dir=corpus))
-            same = after == reference
-            ok = done.returncode == 0 and same and health.healthy
+            after = check(corpus, index)
+            same = after["digest"] == reference["digest"]
+            ok = done.returncode == 0 and same and after["healthy"]
             ok_rounds += ok
             print(
                 f"round {round_no}: killed after {kill_after:5.1f} s "
-                f"({'SIGKILL' if killed else 'had finished'}), {before} passages left; "
-                f"re-run exit {done.returncode}: {len(after)} passages, "
+                f"({'SIGKILL' if killed else 'had finished'}), {left} passages stored; "
+                f"re-run exit {done.returncode}: {after['passages']} passages, "
                 f"{'identical to' if same else 'DIFFERENT from'} the clean build, "
-                f"doctor: {'healthy' if health.healthy else '; '.join(health.lines()[1:])}",
+                f"doctor: {'healthy' if after['healthy'] else '; '.join(after['problems'])}",
                 flush=True,
             )
             if not ok:
