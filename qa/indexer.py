@@ -49,6 +49,16 @@ class IndexReport:
     passages_total: int = 0
     seconds: float = 0.0
 
+    def as_dict(self) -> dict[str, list]:
+        """What changed, per article id, and the files skipped and why (the upload API)."""
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "skipped": [{"file": s.path, "reason": s.reason} for s in self.skipped],
+        }
+
     def summary(self) -> str:
         why = "; ".join(f"{s.path}: {s.reason}" for s in self.skipped[:5])
         if len(self.skipped) > 5:

@@ -163,15 +163,19 @@ class LLMClient:
                 raise LLMUnavailable(why) from None
         raise LLMUnavailable("the LLM did not answer")
 
+    def _create(self, messages: list[dict[str, str]], timeout: httpx.Timeout, **extra: Any):
+        return self._client.chat.completions.create(
+            model=self.model,
+            messages=messages,
+            temperature=0,
+            max_tokens=self.max_tokens,
+            timeout=timeout,
+            **extra,
+        )
+
     def complete(self, messages: list[dict[str, str]], deadline: float) -> Reply:
         def call(timeout: httpx.Timeout) -> Reply:
-            done = self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                temperature=0,
-                max_tokens=self.max_tokens,
-                timeout=timeout,
-            )
+            done = self._create(messages, timeout)
             content = done.choices[0].message.content if done.choices else None
             if not isinstance(content, str) or not content.strip():
                 raise LLMUnavailable("the LLM's reply could not be read (no text in it)")
@@ -184,14 +188,8 @@ class LLMClient:
         Retries happen only before the first piece; a failure after it raises too."""
 
         def call(timeout: httpx.Timeout):
-            stream = self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                temperature=0,
-                max_tokens=self.max_tokens,
-                stream=True,
-                stream_options={"include_usage": True},
-                timeout=timeout,
+            stream = self._create(
+                messages, timeout, stream=True, stream_options={"include_usage": True}
             )
             chunks = iter(stream)
             first = next(chunks, None)  # connection and status errors surface here

@@ -9,12 +9,12 @@ updated incrementally and the engine reloaded; questions keep being answered mea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from qa import __version__
 from qa.embedding import MiniLMEmbedding
 from qa.engine import Engine, validate_history, validate_question
 from qa.errors import Busy, NotFound, QAError, TooLarge, Unsupported
-from qa.indexer import index_corpus, index_fingerprint
+from qa.indexer import IndexReport, index_corpus, index_fingerprint
 from qa.ingest import slug
 from qa.settings import Settings
 from qa.store import Store, write_lock
@@ -64,26 +64,6 @@ def prepare_index(settings: Settings, embedder: MiniLMEmbedding | None = None) -
     store = Store(settings, index_fingerprint(settings), create=True)
     if not store.committed_articles() and Path(settings.corpus_dir).is_dir():
         index_corpus(settings, None, embedder=embedder, progress=False)
-
-
-@dataclass
-class UploadReport:
-    """What an upload did, per article id, and the files that were refused and why."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "removed": self.removed,
-            "skipped": self.skipped,
-        }
 
 
 class QAService:
@@ -196,7 +176,7 @@ class QAService:
             "version": __version__,
         }
 
-    def add_files(self, files: Sequence[tuple[str, bytes]]) -> UploadReport:
+    def add_files(self, files: Sequence[tuple[str, bytes]]) -> IndexReport:
         """Save uploads into the corpus folder and index them. Files of a type the corpus
         can't read are refused before anything is written (``Unsupported``)."""
         if not files:
@@ -213,7 +193,6 @@ class QAService:
             named.append((safe, data))
         corpus = Path(self.settings.corpus_dir)
         corpus.mkdir(parents=True, exist_ok=True)
-        report = UploadReport()
         with self._exclusive():
             paths, new = [], set()
             for safe, data in named:
@@ -230,10 +209,7 @@ class QAService:
                 if not any(a == slug(safe) or a.startswith(f"{slug(safe)}--") for a in indexed):
                     (corpus / safe).unlink(missing_ok=True)
             self._load()
-        report.added, report.updated = result.added, result.updated
-        report.unchanged, report.removed = result.unchanged, result.removed
-        report.skipped = [{"file": s.path, "reason": s.reason} for s in result.skipped]
-        return report
+        return result
 
     def delete_article(self, article_id: str) -> dict[str, Any]:
         """Remove an article from the index and its text from the corpus folder: its file, or
@@ -269,11 +245,15 @@ class QAService:
         path.unlink()
         return rel
 
-    def _exclusive(self):
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
         """One corpus change at a time in this server; a second one waits its turn."""
         if not self._writing.acquire(timeout=_WAIT_FOR_SLOT_S * 4):
             raise Busy("another upload or delete is still running; try again shortly")
-        return _Release(self._writing)
+        try:
+            yield
+        finally:
+            self._writing.release()
 
 
 class _Slot:
@@ -296,16 +276,3 @@ def _holding(events: Iterator, slot: _Slot) -> Iterator:
         yield from events
     finally:
         slot.release()
-
-
-class _Release:
-    """Context manager that releases an already acquired lock."""
-
-    def __init__(self, lock: threading.Lock) -> None:
-        self._lock = lock
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
