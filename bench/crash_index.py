@@ -2,7 +2,7 @@
 ``qa index`` command, killed with SIGKILL at a random moment, then ``qa index`` run again to
 completion; five times, each from the state the previous round left. After every round the
 store must hold exactly the passages of a clean build: no duplicate, no missing article, no
-orphan passage or sentence (checked with ``qa doctor``'s ``diagnose`` and by comparing the
+orphan passage (checked with ``qa doctor``'s ``diagnose`` and by comparing the
 set of (article, span) against the clean build).
 
 Prints one line per round and a summary; asserts nothing. The data is read from

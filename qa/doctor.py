@@ -7,7 +7,8 @@ missing, or vectors from another embedder mixed in. Each is checked here:
 - the index was built with this embedder and chunking (else: rebuild, never mixed);
 - every article of the corpus folder is indexed, with its current text;
 - nothing is indexed from the corpus folder that is no longer in it;
-- no orphan passages (of no committed article) or orphan sentences (of no passage);
+- no orphan passages (of no committed article; sentence vectors live inside their passage's
+  record, so they can't be orphaned);
 - no duplicate passages (one article span stored twice) and the passage count each article
   record holds matches its passages.
 
@@ -32,12 +33,10 @@ from qa.store import Store
 class Diagnosis:
     articles: int = 0
     passages: int = 0
-    sentences: int = 0
     missing: list[str] = field(default_factory=list)  # in the corpus, not indexed
     stale: list[str] = field(default_factory=list)  # indexed with older text
     gone: list[str] = field(default_factory=list)  # indexed, no longer in the corpus
     orphan_passages: list[str] = field(default_factory=list)
-    orphan_sentences: list[str] = field(default_factory=list)
     duplicate_passages: list[str] = field(default_factory=list)
     miscounted: list[str] = field(default_factory=list)  # article record vs its passages
 
@@ -49,22 +48,18 @@ class Diagnosis:
                 self.stale,
                 self.gone,
                 self.orphan_passages,
-                self.orphan_sentences,
                 self.duplicate_passages,
                 self.miscounted,
             )
         )
 
     def lines(self) -> list[str]:
-        out = [
-            f"index: {self.articles} articles, {self.passages} passages, {self.sentences} sentences"
-        ]
+        out = [f"index: {self.articles} articles, {self.passages} passages"]
         for label, items in (
             ("not indexed (in the corpus)", self.missing),
             ("indexed with older text", self.stale),
             ("indexed but no longer in the corpus", self.gone),
             ("orphan passages (no article)", self.orphan_passages),
-            ("orphan sentences (no passage)", self.orphan_sentences),
             ("duplicate passages", self.duplicate_passages),
             ("article records whose passage count is wrong", self.miscounted),
         ):
@@ -75,19 +70,6 @@ class Diagnosis:
         return out
 
 
-def _sentence_passages(store: Store, page: int = 20000) -> list[tuple[str, str]]:
-    """(sentence id, passage id) of every stored sentence."""
-    out: list[tuple[str, str]] = []
-    offset = 0
-    while True:
-        got = store.sentences.get(include=["metadatas"], limit=page, offset=offset)
-        metas = got["metadatas"]
-        out += [(i, m.get("passage_id", "")) for i, m in zip(got["ids"], metas, strict=True)]
-        if len(got["ids"]) < page:
-            return out
-        offset += page
-
-
 def diagnose(settings: Settings) -> Diagnosis:
     """Everything checked, nothing changed. A fingerprint mismatch or a missing index is a
     ``QAError`` (the store refuses to open it) with the command that fixes it."""
@@ -95,8 +77,7 @@ def diagnose(settings: Settings) -> Diagnosis:
     d = Diagnosis()
     committed = store.committed_articles()
     passages = list(store.iter_passages())
-    sentences = _sentence_passages(store)
-    d.articles, d.passages, d.sentences = len(committed), len(passages), len(sentences)
+    d.articles, d.passages = len(committed), len(passages)
 
     corpus = Path(settings.corpus_dir)
     if corpus.is_dir():
@@ -120,8 +101,6 @@ def diagnose(settings: Settings) -> Diagnosis:
     d.duplicate_passages = sorted(
         p.passage_id for p in passages if spans[(p.article_id, p.start, p.end)] > 1
     )
-    ids = {p.passage_id for p in passages}
-    d.orphan_sentences = sorted(sid for sid, pid in sentences if pid not in ids)
     per_article: dict[str, int] = defaultdict(int)
     for p in passages:
         per_article[p.article_id] += 1
@@ -137,10 +116,6 @@ def repair(settings: Settings, d: Diagnosis) -> list[str]:
     """Fix what ``diagnose`` found; returns what was done, one line each."""
     done: list[str] = []
     store = Store(settings, index_fingerprint(settings), create=True)
-    if d.orphan_sentences:
-        for i in range(0, len(d.orphan_sentences), 5000):
-            store.sentences.delete(ids=d.orphan_sentences[i : i + 5000])
-        done.append(f"removed {len(d.orphan_sentences)} orphan sentences")
     broken = sorted(set(d.miscounted) | _articles_of(store, d.duplicate_passages))
     if d.orphan_passages:
         store.passages.delete(ids=d.orphan_passages)

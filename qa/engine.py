@@ -37,7 +37,6 @@ from qa.retrieve import (
     HybridRetriever,
     KeywordRetriever,
     PassageTable,
-    SentenceRetriever,
 )
 from qa.settings import Settings
 from qa.store import Store, StoredPassage
@@ -161,8 +160,7 @@ class Engine:
             return dense
         if self.retriever_name == "bm25":
             return keyword
-        sentences = SentenceRetriever(self.store, table, self.embedder, n)
-        return HybridRetriever([dense, sentences, keyword], k=self.settings.rrf_k, top_n=top_k)
+        return HybridRetriever([dense, keyword], k=self.settings.rrf_k, top_n=top_k)
 
     def retrieve(
         self,
@@ -245,8 +243,7 @@ class Engine:
         return [x.get_secret_value() for x in (s.llm_api_key, s.api_key, s.ui_password) if x]
 
     def _sentence_vectors(self, passages: Sequence[StoredPassage]) -> dict[str, np.ndarray]:
-        counts = {p.passage_id: len(p.sentences.split(";")) if p.sentences else 0 for p in passages}
-        return self.store.sentence_vectors([p.passage_id for p in passages], counts)
+        return self.store.sentence_vectors(p.passage_id for p in passages)
 
     def _generated_events(
         self, question: str, history: list[dict], top_k: int, stream: bool

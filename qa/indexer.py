@@ -26,7 +26,7 @@ from qa.embedding import MiniLMEmbedding
 from qa.errors import QAError
 from qa.ingest import Skipped, read_corpus
 from qa.settings import Settings
-from qa.store import Store, write_lock
+from qa.store import Store, encode_sentence_vectors, write_lock
 from qa.vocab import TermAccumulator
 
 
@@ -34,7 +34,7 @@ def index_fingerprint(settings: Settings) -> str:
     """What the stored vectors and spans depend on; a mismatch means rebuild."""
     return (
         f"{MiniLMEmbedding.fingerprint()}|chunk={settings.chunk_tokens}"
-        f"|overlap={settings.chunk_overlap_sentences}|v3"
+        f"|overlap={settings.chunk_overlap_sentences}|v4"
     )
 
 
@@ -134,7 +134,6 @@ Row = tuple  # (id, [document,] metadata, vector), as Store.write takes them
 class EmbeddedBatch:
     articles: list[Row]
     passages: list[Row]
-    sentences: list[Row]
 
 
 def embed_batch(
@@ -143,22 +142,19 @@ def embed_batch(
     terms: TermAccumulator,
 ) -> EmbeddedBatch:
     """One model pass over a batch of articles' passages: passage, sentence and term
-    vectors (terms are added to ``terms``), as rows ready for the store."""
+    vectors (terms are added to ``terms``), as rows ready for the store (sentence vectors
+    inside their passage's metadata)."""
     nodes = [n for _, ns in batch for n in ns]
     spans = [parse_sentence_spans(n.metadata["sentences"]) for n in nodes]
     passage_vecs, sentence_vecs = embedder.embed_passages([n.text for n in nodes], spans, terms.add)
-    out = EmbeddedBatch([], [], [])
+    out = EmbeddedBatch([], [])
     k = 0
     for doc, ns in batch:
         first = k
         for node in ns:
             meta = dict(node.metadata, content_hash=doc.metadata["content_hash"])
-            meta["n_sentences"] = len(spans[k])
+            meta.update(encode_sentence_vectors(sentence_vecs[k]))
             out.passages.append((node.node_id, node.text, meta, passage_vecs[k]))
-            for i in range(len(spans[k])):
-                # spans live in the passage record; only what lookups filter on is here
-                sentence_meta = {"article_id": doc.doc_id, "passage_id": node.node_id}
-                out.sentences.append((f"{node.node_id}:{i}", sentence_meta, sentence_vecs[k][i]))
             k += 1
         vec = passage_vecs[first:k].mean(axis=0) if k > first else np.ones(passage_vecs.shape[1])
         vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
@@ -170,7 +166,7 @@ def embed_batch(
 class BatchWriter:
     """Writes embedded batches while the next one is being embedded, and commits.
 
-    Passages and sentences go to the store in a background thread (one batch in flight,
+    Passages go to the store in a background thread (one batch in flight,
     so memory stays bounded). Article records, the commit markers, are held back and
     written together with the term vectors every ``commit_every`` passages: a crash loses
     at most that much work, which the next run redoes, and term vectors are never out of
@@ -194,7 +190,7 @@ class BatchWriter:
 
     def add(self, batch: EmbeddedBatch) -> None:
         self._wait()
-        self._inflight = self._pool.submit(self.store.write, [], batch.passages, batch.sentences)
+        self._inflight = self._pool.submit(self.store.write, [], batch.passages)
         self._articles += batch.articles
         self._uncommitted += len(batch.passages)
         if self._uncommitted >= self.commit_every:
@@ -203,7 +199,7 @@ class BatchWriter:
     def commit(self) -> None:
         self._wait()
         self.store.merge_terms(self.terms.sums, self.terms.counts)
-        self.store.write(self._articles, [], [])
+        self.store.write(self._articles, [])
         self.terms = TermAccumulator()
         self._articles, self._uncommitted = [], 0
 

@@ -56,17 +56,6 @@ class DenseRetriever(BaseRetriever):
         ]
 
 
-class SentenceRetriever(DenseRetriever):
-    """Passages ranked by their single best-matching sentence (MiniLM sentence vectors).
-
-    A passage mixes several topics; one sentence of it can match a question that the
-    passage's average vector misses ("which warship" -> the sentence naming the cruiser).
-    """
-
-    def _hits(self, vector) -> list[tuple[str, float]]:
-        return self._store.query_sentences(vector, self._n * 4)[: self._n]
-
-
 class KeywordRetriever(BaseRetriever):
     """BM25 over the same passages, on stemmed content terms."""
 

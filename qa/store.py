@@ -1,11 +1,9 @@
-"""The persisted index: three Chroma collections, embedded on disk or on a Chroma server.
+"""The persisted index: Chroma collections, embedded on disk or on a Chroma server.
 
 - ``<prefix>_passages``: one record a passage: our vector, the passage text, and metadata
-  (article id, exact span, sentence spans). The collection's metadata holds the
-  fingerprint of the embedder and chunking settings, so an index built differently is
-  refused, never silently mixed.
-- ``<prefix>_sentences``: one record a sentence of a passage with its vector (from the same
-  model pass as the passage's), for the answerer.
+  (article id, exact span, sentence spans, and the sentences' vectors, from the same model
+  pass, for the answerer). The collection's metadata holds the fingerprint of the embedder
+  and chunking settings, so an index built differently is refused, never silently mixed.
 - ``<prefix>_articles``: one record an article (full text, title, source, date, content
   hash), written *last* when an article is indexed. It is the commit marker: passages of an
   article with no article record, or with a stale hash, are leftovers of an interrupted run,
@@ -26,12 +24,20 @@ from urllib.parse import urlparse
 import numpy as np
 from filelock import FileLock, Timeout
 
+from qa.embedding import DIM
 from qa.errors import Busy, QAError
 from qa.settings import Settings
 
 _FINGERPRINT_KEY = "qa_fingerprint"
 _GENERATION_KEY = "qa_generation"
-KINDS = ("passages", "sentences", "articles", "terms")
+KINDS = ("passages", "articles", "terms")
+# Sentence vectors used to be a collection of their own, searched by similarity. It cost a
+# third of a large corpus's indexing time and most of a large index's resident memory (its
+# HNSW graph: ~5 records a passage) for no retrieval gain (SQuAD v1.1, 1,000 questions: hit@5
+# 0.920 with it, 0.923 without). They now travel in their passage's metadata, read only for
+# the passages a question retrieved. ``drop`` still removes the old collection.
+_LEGACY_KINDS = ("sentences",)
+_SENTENCE_VECTORS = "sentence_vectors"  # metadata key: float16, base64, sentence order
 _BATCH = 4000  # below Chroma's max batch size (5461 in 1.x)
 
 
@@ -102,13 +108,10 @@ class Store:
                     )
 
                 self.passages = make(names[0], {_FINGERPRINT_KEY: fingerprint})
-                # five times as many sentences as passages: a lighter graph (measured 2.5x
-                # faster to build), searched only to pick passages for fusion
-                self.sentences = make(names[1], ef_construction=40, max_neighbors=12)
-                self.articles = make(names[2])
-                self.terms = make(names[3], space="l2")
+                self.articles = make(names[1])
+                self.terms = make(names[2], space="l2")
             else:
-                self.passages, self.sentences, self.articles, self.terms = (
+                self.passages, self.articles, self.terms = (
                     self._client.get_collection(n, embedding_function=None) for n in names
                 )
         except QAError:
@@ -136,7 +139,7 @@ class Store:
     def drop(cls, settings: Settings) -> None:
         """Delete the collections (``qa index --rebuild``)."""
         client = _client(settings, create=True)
-        for kind in KINDS:
+        for kind in KINDS + _LEGACY_KINDS:
             with contextlib.suppress(Exception):
                 client.delete_collection(f"{settings.collection_prefix}_{kind}")
         if not settings.chroma_url:
@@ -164,8 +167,7 @@ class Store:
         return {"articles": articles, "passages": self.count()}
 
     def passage_article_ids(self) -> set[str]:
-        got = self.passages.get(include=["metadatas"])
-        return {m["article_id"] for m in got["metadatas"]}
+        return {p.article_id for p in self.iter_passages()}
 
     def count(self) -> int:
         return self.passages.count()
@@ -196,41 +198,24 @@ class Store:
         got = self.passages.query(query_embeddings=[vector], n_results=n, include=["distances"])
         return [(pid, 1.0 - d) for pid, d in zip(got["ids"][0], got["distances"][0], strict=True)]
 
-    def query_sentences(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
-        """(passage id, best sentence similarity) for the passages of the n nearest sentences,
-        best first."""
-        n = min(n, self.sentences.count())
-        if n <= 0:
-            return []
-        got = self.sentences.query(
-            query_embeddings=[vector], n_results=n, include=["metadatas", "distances"]
-        )
-        out: dict[str, float] = {}
-        for meta, d in zip(got["metadatas"][0], got["distances"][0], strict=True):
-            out.setdefault(meta["passage_id"], 1.0 - d)
-        return list(out.items())
-
-    def sentence_vectors(self, passage_ids: Iterable[str], counts: dict[str, int]) -> dict:
+    def sentence_vectors(self, passage_ids: Iterable[str]) -> dict[str, np.ndarray]:
         """Passage id -> array of its sentence vectors (in sentence order)."""
-        ids = [f"{pid}:{i}" for pid in passage_ids for i in range(counts[pid])]
+        ids = list(dict.fromkeys(passage_ids))
         if not ids:
             return {}
-        got = self.sentences.get(ids=ids, include=["embeddings"])
-        by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
+        got = self.passages.get(ids=ids, include=["metadatas"])
         out = {}
-        for pid in passage_ids:
-            vecs = [by_id.get(f"{pid}:{i}") for i in range(counts[pid])]
-            if all(v is not None for v in vecs):
-                out[pid] = np.asarray(vecs, dtype=np.float32)
+        for pid, meta in zip(got["ids"], got["metadatas"], strict=True):
+            encoded = meta.get(_SENTENCE_VECTORS)
+            if encoded:
+                out[pid] = _decode_vector(encoded).reshape(-1, DIM)
         return out
 
     def delete_articles(self, article_ids: list[str]) -> None:
         """Remove articles and everything derived from them; the article record goes last."""
         for i in range(0, len(article_ids), 500):
             chunk = article_ids[i : i + 500]
-            where = {"article_id": {"$in": chunk}}
-            self.sentences.delete(where=where)
-            self.passages.delete(where=where)
+            self.passages.delete(where={"article_id": {"$in": chunk}})
             self.articles.delete(ids=chunk)
         if article_ids:
             self.touch()
@@ -239,22 +224,14 @@ class Store:
         self,
         articles: list[tuple[str, str, dict, np.ndarray]],
         passages: list[tuple[str, str, dict, np.ndarray]],
-        sentences: list[tuple[str, dict, np.ndarray]],
     ) -> None:
-        """Write sentences, then passages, then article records (the commit markers).
+        """Write passages, then article records (the commit markers).
 
-        Each tuple is (id, [text,] metadata, vector). Upserts, so a retry after a crash
+        Each tuple is (id, text, metadata, vector). Upserts, so a retry after a crash
         overwrites rather than duplicates. Texts are kept in the metadata (key ``text``), not
         as Chroma documents: the embedded store full-text-indexes documents, which doubled
         the cost of a write, and search here is by vector and by our own BM25.
         """
-        for i in range(0, len(sentences), _BATCH):
-            part = sentences[i : i + _BATCH]
-            self.sentences.upsert(
-                ids=[s[0] for s in part],
-                metadatas=[s[1] for s in part],
-                embeddings=np.stack([s[2] for s in part]),
-            )
         for coll, rows in ((self.passages, passages), (self.articles, articles)):
             for i in range(0, len(rows), _BATCH):
                 part = rows[i : i + _BATCH]
@@ -331,7 +308,7 @@ class Store:
     @staticmethod
     def _read_terms_file(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
         if not path.is_file():
-            return [], np.zeros((0, 384), dtype=np.float32), np.zeros(0, dtype=np.int64)
+            return [], np.zeros((0, DIM), dtype=np.float32), np.zeros(0, dtype=np.int64)
         with np.load(path, allow_pickle=False) as data:
             return list(data["terms"]), data["vectors"].astype(np.float32), data["counts"]
 
@@ -369,7 +346,13 @@ class Store:
             if len(got["ids"]) < page:
                 break
             offset += page
-        return ids, (np.vstack(vectors) if vectors else np.zeros((0, 384), dtype=np.float32))
+        return ids, (np.vstack(vectors) if vectors else np.zeros((0, DIM), dtype=np.float32))
+
+
+def encode_sentence_vectors(vectors: np.ndarray) -> dict[str, str]:
+    """The metadata entry holding a passage's sentence vectors (float16 is ample for the
+    answerer's cosine comparisons and halves the record)."""
+    return {_SENTENCE_VECTORS: _encode_vector(vectors)}
 
 
 def _encode_vector(vec: np.ndarray) -> str:

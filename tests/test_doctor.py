@@ -35,11 +35,6 @@ def test_finds_and_fixes_every_kind_of_damage(corpus_copy, tmp_path, embedder) -
         metadatas=[{**dup, "sentences": some.sentences, "text": some.text}],
         embeddings=[vec],
     )
-    store.sentences.upsert(
-        ids=["nopassage:0"],
-        metadatas=[{"article_id": "ghost", "passage_id": "nopassage"}],
-        embeddings=[vec],
-    )
     (corpus_copy / "new.txt").write_text("A new article\n\nThe ferry carried 912 bicycles.\n")
     edited = sorted(corpus_copy.glob("*.txt"))[0]
     edited.write_text(edited.read_text() + "\nOne more sentence at the end.\n")
@@ -50,7 +45,6 @@ def test_finds_and_fixes_every_kind_of_damage(corpus_copy, tmp_path, embedder) -
     assert found.stale == [edited.name]
     assert found.orphan_passages == ["ghostpassage"]
     assert "duplicate0" in found.duplicate_passages
-    assert found.orphan_sentences == ["nopassage:0"]
     assert some.article_id in found.miscounted
 
     proc = run_qa(

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from qa.indexer import index_corpus, index_fingerprint
 from qa.settings import load_settings
 from qa.store import Store
@@ -49,9 +51,11 @@ def test_reindex_is_idempotent_edit_replaces_delete_removes(tmp_path, corpus_cop
     assert new_ids and new_ids != old_ids
     store = Store(settings, index_fingerprint(settings))
     assert any("A new closing line." in p.text for p in store.iter_passages())
-    # sentence records follow their passages
-    sentences = store.sentences.get(include=["metadatas"])["metadatas"]
-    assert {m["passage_id"] for m in sentences} == set(after)
+    # every passage carries one vector per sentence
+    vectors = store.sentence_vectors(after)
+    assert set(vectors) == set(after)
+    for p in store.iter_passages():
+        assert vectors[p.passage_id].shape == (len(p.sentences.split(";")), 384)
 
     # delete one article: its passages go
     edited.unlink()
@@ -143,9 +147,11 @@ def test_kill_9_mid_index_then_reindex_completes(tmp_path, embedder):
     index_corpus(clean, embedder=embedder, progress=False)
     expected = _snapshot(clean)
     assert got == expected  # no duplicate, nothing missing, no orphan
-    store = Store(settings, index_fingerprint(settings))
-    n_sentences = store.sentences.count()
-    assert n_sentences == Store(clean, index_fingerprint(clean)).sentences.count()
+    resumed_vectors = Store(settings, index_fingerprint(settings)).sentence_vectors(got)
+    clean_vectors = Store(clean, index_fingerprint(clean)).sentence_vectors(expected)
+    assert resumed_vectors.keys() == clean_vectors.keys() == set(expected)
+    for pid, vecs in clean_vectors.items():
+        assert np.allclose(resumed_vectors[pid], vecs, atol=1e-3)
 
 
 def test_same_text_under_two_names_is_indexed_once(tmp_path, corpus_copy, embedder):
