@@ -32,6 +32,7 @@ from qa.llm import (
     passages_message,
     trim_history,
 )
+from qa.memory import trim_memory
 from qa.retrieve import (
     DenseRetriever,
     HybridRetriever,
@@ -117,10 +118,7 @@ class Engine:
             raise QAError(f"the index at {self.store.where} is empty: run `qa index`")
         vocab = TermVectors(*self.store.load_terms())
         # titles, sources and dates for citations, read once here rather than per question
-        articles = {
-            aid: {k: v for k, v in m.items() if k != "text"}
-            for aid, m in self.store.committed_articles().items()
-        }
+        articles = self.store.committed_articles()
         sources = {m.get("source") or "" for m in articles.values()}
         provenance = set().union(*(name_terms(f"In {s}") for s in sources))
         answerer = ExtractiveAnswerer(table.keyword, vocab, provenance=provenance)
@@ -128,6 +126,7 @@ class Engine:
         # never a mix of the two
         self._state = _State(table, articles, answerer)
         self._generation = generation
+        trim_memory()  # the load's transient allocations (see qa.memory)
 
     def refresh(self) -> None:
         """Reload if another process changed the index since (one cheap metadata read). One

@@ -146,10 +146,18 @@ class Store:
             (Path(settings.index_dir) / "terms.npz").unlink(missing_ok=True)
 
     # -- reading ----------------------------------------------------------------------------
-    def committed_articles(self) -> dict[str, dict]:
-        """Article id -> metadata of every fully indexed article."""
-        got = self.articles.get(include=["metadatas"])
-        return dict(zip(got["ids"], got["metadatas"], strict=True))
+    def committed_articles(self, page: int = 1000) -> dict[str, dict]:
+        """Article id -> metadata (without the text) of every fully indexed article, read in
+        pages: one response with every article's text cost ~290 MB on Reuters."""
+        out: dict[str, dict] = {}
+        offset = 0
+        while True:
+            got = self.articles.get(include=["metadatas"], limit=page, offset=offset)
+            for aid, meta in zip(got["ids"], got["metadatas"], strict=True):
+                out[aid] = {k: v for k, v in meta.items() if k != "text"}
+            if len(got["ids"]) < page:
+                return out
+            offset += page
 
     def listing(self) -> dict:
         """What is indexed: ``{"articles": [{article_id, title, source, published, passages}],
