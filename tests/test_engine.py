@@ -172,3 +172,24 @@ def test_how_many_needs_the_thing_counted():
     sentence = "the exercise deployed 14 vessels, two submarines, nine fixed-wing aircraft"
     assert {"vessel", "submarin", "aircraft"} <= counted_terms(sentence)
     assert "exercis" not in counted_terms(sentence)  # named, not counted
+
+
+def test_value_given_in_the_sentence_before_is_part_of_the_answer(engine):
+    # "The two heads of state announced ..." leans on "On May 20, ... ." before it
+    result = engine.ask("When did the two heads of state announce their joint statement?")
+    assert not result["refused"], result
+    assert "May 20" in result["answer"]
+    _check_citations(engine, result)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How many honor guards were inspected at the opening ceremony?",  # no number of them
+        "In what year was Voice of Russia founded?",  # no year for it
+        "How much money is covered by the VTB and Bank of China local-currency agreement?",
+    ],
+)
+def test_an_empty_answer_slot_is_refused(engine, question):
+    result = engine.ask(question)
+    assert result["refused"], result["answer"]
