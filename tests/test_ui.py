@@ -309,9 +309,14 @@ def test_article_markup_is_shown_as_text_and_never_runs(browser, live, tmp_path)
     assert "<script>window.__pwned=1</script>" in page.locator("#qa-article-list").inner_text()
     # the examples on a fresh page are built from titles here (no gold set beside the copy)
     fresh = _open(browser, live)
+    expected = [_text(q) for q in live.service.examples()]
+    # the page's load event refreshes the examples after the first paint: wait for it
+    fresh.wait_for_function(
+        f"() => document.querySelectorAll('#qa-chat button.example').length == {len(expected)}"
+    )
     examples = [_text(t) for t in fresh.locator("#qa-chat button.example").all_inner_texts()]
     # shown exactly as written (markup as text), whichever titles the examples came from
-    assert examples == [_text(q) for q in live.service.examples()]
+    assert examples == expected
     assert fresh.evaluate("() => typeof window.__pwned") == "undefined"
     assert fresh.locator("#qa-chat script, #qa-chat b").count() == 0
     fresh.close()
