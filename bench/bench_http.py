@@ -47,6 +47,8 @@ def questions() -> list[str]:
 
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
+    if not ordered:
+        return float("nan")
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 

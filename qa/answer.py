@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qa.chunking import parse_sentence_spans
+from qa.embedding import DIM
 from qa.keyword import KeywordIndex
 from qa.store import StoredPassage
 from qa.text import name_terms, query_terms, terms, words
@@ -367,7 +368,7 @@ class ExtractiveAnswerer:
         # terms naming the outlets of the indexed articles ("The Diplomat"): "according to
         # The Diplomat" says where, not what, so they don't count against an answer
         self.provenance = provenance or set()
-        self.vocab = vocab or TermVectors([], np.zeros((0, 384), dtype=np.float32))
+        self.vocab = vocab or TermVectors([], np.zeros((0, DIM), dtype=np.float32))
         self.max_sentences = max_sentences
         self.margin = margin
         self.refusal = refusal or RefusalModel()
@@ -495,7 +496,7 @@ class ExtractiveAnswerer:
         )
         term_vecs = self.term_vectors(query_states, q_set) if query_states else {}
         order = list(term_vecs)
-        q_matrix = np.stack([term_vecs[t] for t in order]) if order else np.zeros((0, 384))
+        q_matrix = np.stack([term_vecs[t] for t in order]) if order else np.zeros((0, DIM))
 
         def presence(text_terms: set[str]) -> dict[str, float]:
             """Per question term: 1 if present word for word, else credit for a match in
@@ -518,14 +519,19 @@ class ExtractiveAnswerer:
 
         focus = focus_term(question)
         counting = bool(_HOW_MANY.search(question)) and focus in term_vecs
+
+        def fills_slot(c: Candidate) -> bool:
+            """A value of the kind asked for, not in the question; for "how many sailors" a
+            number, and of sailors."""
+            found = bool(slot_values(kind, c.text, query, self.topic))
+            return found and (not counting or self._counts([c], focus, term_vecs) >= 0.5)
+
         for c in cands:
             s_terms = set(terms(c.text))
             c.dense = float(c.vector @ q_vec) if c.vector is not None else 0.0
             c.coverage = cover(presence(s_terms))
             score = 0.5 * c.dense + 0.5 * c.coverage + 0.02 / (1 + c.rank)
-            c.slot = bool(slot_values(kind, c.text, query, self.topic))
-            if c.slot and counting:  # "how many sailors": a number, and of sailors
-                c.slot = self._counts([c], focus, term_vecs) >= 0.5
+            c.slot = fills_slot(c)
             if kind is not None:
                 score += 0.12 if c.slot else -0.12
             if len(words(c.text)) < 5 and not c.slot:
@@ -552,9 +558,7 @@ class ExtractiveAnswerer:
             # day, at the 4th summit ..., Xi proposed ..." ("when did Xi propose ...?")
             s, e, text = best.before
             lead = Candidate(best.rank, best.passage, s, e, text, coverage=best.coverage)
-            lead.slot = bool(slot_values(kind, text, query, self.topic))
-            if lead.slot and counting:
-                lead.slot = self._counts([lead], focus, term_vecs) >= 0.5
+            lead.slot = fills_slot(lead)
             if lead.slot:
                 chosen = [lead, best]
 
@@ -564,10 +568,11 @@ class ExtractiveAnswerer:
         unknown = {t for t in q_terms if t not in self.keyword.df}
         names = unknown & name_terms(query)
 
-        def missing(ts: set[str]) -> float:
+        def missing(ts: set[str], found: dict[str, float]) -> float:
+            """The weighted share of the question held by ``ts`` that ``found`` lacks."""
             return (
                 sum(
-                    w * (1.0 - anywhere[t])
+                    w * (1.0 - found.get(t, 0.0))
                     for t, w in zip(q_terms, weights, strict=True)
                     if t in ts
                 )
@@ -582,14 +587,6 @@ class ExtractiveAnswerer:
         said_terms = set().union(*(terms(t) for t in said))
         in_answer = presence(said_terms)
         answered = {t: in_answer.get(t, 0.0) for t in q_terms}
-        names_missing = (
-            sum(
-                w * (1.0 - in_answer.get(t, 0.0))
-                for t, w in zip(q_terms, weights, strict=True)
-                if t in strict and t in own
-            )
-            / total
-        )
         features = {
             "dense": max(c.dense for c in cands),
             "coverage": best.coverage,
@@ -597,10 +594,10 @@ class ExtractiveAnswerer:
             "focus_missing": self._focus_missing(
                 question, focus, answered, said_terms, ranked[:3], term_vecs
             ),
-            "unknown_names": missing(names),
-            "unknown": missing(unknown - names),
+            "unknown_names": missing(names, anywhere),
+            "unknown": missing(unknown - names, anywhere),
             "slot_empty": float(kind is not None and not any(c.slot for c in chosen)),
-            "names_missing": names_missing,
+            "names_missing": missing(strict & own, in_answer),
         }
         confidence = float(self.refusal.confidence(features))
         refused = confidence < 0

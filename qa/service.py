@@ -62,7 +62,7 @@ def _write_replacing(path: Path, data: bytes) -> None:
 def prepare_index(settings: Settings, embedder: MiniLMEmbedding | None = None) -> None:
     """Index the corpus folder if the index has no articles yet."""
     store = Store(settings, index_fingerprint(settings), create=True)
-    if not store.committed_articles() and Path(settings.corpus_dir).is_dir():
+    if not store.articles.count() and Path(settings.corpus_dir).is_dir():
         index_corpus(settings, None, embedder=embedder, progress=False)
 
 

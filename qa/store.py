@@ -146,18 +146,13 @@ class Store:
             (Path(settings.index_dir) / "terms.npz").unlink(missing_ok=True)
 
     # -- reading ----------------------------------------------------------------------------
-    def committed_articles(self, page: int = 1000) -> dict[str, dict]:
+    def committed_articles(self) -> dict[str, dict]:
         """Article id -> metadata (without the text) of every fully indexed article, read in
         pages: one response with every article's text cost ~290 MB on Reuters."""
-        out: dict[str, dict] = {}
-        offset = 0
-        while True:
-            got = self.articles.get(include=["metadatas"], limit=page, offset=offset)
-            for aid, meta in zip(got["ids"], got["metadatas"], strict=True):
-                out[aid] = {k: v for k, v in meta.items() if k != "text"}
-            if len(got["ids"]) < page:
-                return out
-            offset += page
+        return {
+            aid: {k: v for k, v in meta.items() if k != "text"}
+            for aid, meta in _paged(self.articles)
+        }
 
     def listing(self) -> dict:
         """What is indexed: ``{"articles": [{article_id, title, source, published, passages}],
@@ -180,23 +175,12 @@ class Store:
     def count(self) -> int:
         return self.passages.count()
 
-    def iter_passages(self, page: int = 1000) -> Iterator[StoredPassage]:
+    def iter_passages(self) -> Iterator[StoredPassage]:
         """Every passage, paged so that a large store is never read in one response."""
-        offset = 0
-        while True:
-            got = self.passages.get(include=["metadatas"], limit=page, offset=offset)
-            for pid, meta in zip(got["ids"], got["metadatas"], strict=True):
-                yield StoredPassage(
-                    pid,
-                    meta["article_id"],
-                    meta["text"],
-                    meta["start"],
-                    meta["end"],
-                    meta["sentences"],
-                )
-            if len(got["ids"]) < page:
-                return
-            offset += page
+        for pid, meta in _paged(self.passages):
+            yield StoredPassage(
+                pid, meta["article_id"], meta["text"], meta["start"], meta["end"], meta["sentences"]
+            )
 
     def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """(passage id, cosine similarity), best first."""
@@ -340,21 +324,27 @@ class Store:
         np.savez(tmp, terms=np.array(terms), vectors=means.astype(np.float16), counts=all_counts)
         tmp.replace(path)
 
-    def load_terms(self, page: int = 20000) -> tuple[list[str], np.ndarray]:
+    def load_terms(self) -> tuple[list[str], np.ndarray]:
         if self._terms_file is not None:
             terms, vectors, _ = self._read_terms_file(self._terms_file)
             return terms, vectors
         ids: list[str] = []
         vectors: list[np.ndarray] = []
-        offset = 0
-        while True:
-            got = self.terms.get(include=["metadatas"], limit=page, offset=offset)
-            ids += got["ids"]
-            vectors += [_decode_vector(m["vector"]) for m in got["metadatas"]]
-            if len(got["ids"]) < page:
-                break
-            offset += page
+        for term, meta in _paged(self.terms, page=20000):
+            ids.append(term)
+            vectors.append(_decode_vector(meta["vector"]))
         return ids, (np.vstack(vectors) if vectors else np.zeros((0, DIM), dtype=np.float32))
+
+
+def _paged(collection, page: int = 1000) -> Iterator[tuple[str, dict]]:
+    """(id, metadata) of every record, read ``page`` records at a time."""
+    offset = 0
+    while True:
+        got = collection.get(include=["metadatas"], limit=page, offset=offset)
+        yield from zip(got["ids"], got["metadatas"], strict=True)
+        if len(got["ids"]) < page:
+            return
+        offset += page
 
 
 def encode_sentence_vectors(vectors: np.ndarray) -> dict[str, str]:
