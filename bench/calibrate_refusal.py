@@ -83,9 +83,11 @@ def main() -> None:
         loo.append(np.r_[x[i], 1.0] @ wi + args.favour_answering)
     train = np.hstack([x, np.ones((len(x), 1))]) @ w
     print(f"{len(y)} questions: {int(y.sum())} answerable, {int((1 - y).sum())} unanswerable")
-    for name, score in (("train", train), ("leave-one-out", np.array(loo))):
+    current = np.array([RefusalModel().confidence(e) for e in evidence])
+    runs = (("current model", current), ("train", train), ("leave-one-out", np.array(loo)))
+    for name, score in runs:
         false_refusal, refusal = rates(score, y)
-        print(f"{name + ':':<14} false refusal {false_refusal:.3f}, refusal accuracy {refusal:.3f}")
+        print(f"{name + ':':<15} false refusal {false_refusal:.3f}, refusal accuracy {refusal:.3f}")
     # features kept out of the fit keep the weight the model has now
     weights = dict(zip(FEATURES, RefusalModel().weights, strict=True))
     weights.update(zip(used, w[:-1], strict=True))

@@ -38,6 +38,7 @@ import numpy as np
 
 from qa.chunking import parse_sentence_spans
 from qa.embedding import DIM
+from qa.followup import points_back
 from qa.keyword import KeywordIndex
 from qa.store import StoredPassage
 from qa.text import name_terms, query_terms, terms, words
@@ -155,9 +156,13 @@ def slot_values(
             if "".join(w[0] for w in re.findall(r"[A-Z][\w’'-]*", m.group(0))) not in acronyms
             and not all(_DEMONYM.search(w) or w.lower() in _REGIONS for w in m.group(0).split())
         ]
-    else:
-        found = [m.group(1) for m in _PLACE_VALUE.finditer(text)]
-    return [v for v in found if not _CALENDAR.match(v) and (ts := set(terms(v))) and not ts & asked]
+        return [
+            v for v in found if not _CALENDAR.match(v) and (ts := set(terms(v))) and not ts & asked
+        ]
+    # a place is new if any of its words is: "in the Inner Mongolia Autonomous Region of
+    # China" answers "where?" although the corpus is about China
+    found = [m.group(1) for m in _PLACE_VALUE.finditer(text)]
+    return [v for v in found if not _CALENDAR.match(v) and set(terms(v)) - asked]
 
 
 @dataclass
@@ -173,8 +178,10 @@ class Candidate:
     dense: float = 0.0
     coverage: float = 0.0
     score: float = 0.0
+    says_nothing_new: bool = False  # its words are the question's (and connectives)
     slot: bool = False  # holds a value of the kind asked for that the question doesn't
     before: tuple[int, int, str] | None = None  # the sentence before it in the passage
+    after: tuple[int, int, str] | None = None  # and the one after it
 
 
 FEATURES = (
@@ -232,8 +239,8 @@ _FOCUS = [
     # *resolutions*")
     re.compile(rf"\bhow (?:many|much) {_MODIFIERS}(?-i:[A-Z][\w-]* )*{_AUX}([a-z][\w-]*)", re.I),
     re.compile(
-        r"\b(?:what|which|who) (?:is|was|are|were) the (?:[a-z]+ )?([a-z][\w-]*) "
-        r"(?:of|for|in|per|on|at|between|behind|that)\b",
+        r"\b(?:what|which|who) (?:is|was|are|were) (?:the|its|his|her|their) (?:[a-z]+ )?"
+        r"([a-z][\w-]*) (?:of|for|in|per|on|at|between|behind|that|during)\b",
         re.I,
     ),
     re.compile(r"\b(?:what|which) ([a-z][\w-]*) per\b", re.I),  # "what price per unit"
@@ -329,6 +336,12 @@ def _variant(a: str, b: str) -> bool:
 
 
 # a sentence that leans on the one before it ("On the same day, ...", "The two leaders ...")
+# connectives, which add nothing to what a sentence says ("However, there is also ...")
+_DISCOURSE = set(
+    terms("however also moreover furthermore besides still yet thus therefore hence indeed another")
+)
+# a sentence that hands over to the next one ("The reasons are as follows:")
+_ANNOUNCES = re.compile(r"(?::|\bas follows\W*|\bthe following\W*)$")
 _LEANS_BACK = re.compile(
     r"\W*(?:(?:on|at|in|by|later|earlier) )?(?:the same|that|this|the next|the following|"
     r"the previous) (?:day|time|year|week|month|date)\b|\W*(?:later|then|afterwards|it|this|"
@@ -352,6 +365,22 @@ def _related(similarity: float) -> float:
 
 def _normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _following(c: Candidate, cands: list[Candidate]) -> Candidate | None:
+    """The sentence right after ``c`` in its article, if it was retrieved or is in c's
+    passage."""
+    nxt = [
+        x
+        for x in cands
+        if x.passage.article_id == c.passage.article_id and 0 <= x.start - c.end <= 3
+    ]
+    if nxt:
+        return nxt[0]
+    if c.after is None:
+        return None
+    s, e, text = c.after
+    return Candidate(c.rank, c.passage, s, e, text, coverage=c.coverage)
 
 
 class ExtractiveAnswerer:
@@ -395,6 +424,9 @@ class ExtractiveAnswerer:
                 if i > 0:
                     b, f = spans[i - 1]
                     c.before = (p.start + b, p.start + f, p.text[b:f])
+                if i + 1 < len(spans):
+                    b, f = spans[i + 1]
+                    c.after = (p.start + b, p.start + f, p.text[b:f])
                 out.append(c)
         return out
 
@@ -481,9 +513,15 @@ class ExtractiveAnswerer:
         # the question's own words count fully; words carried over from earlier turns
         # (follow-ups) only steer, and the kind of thing asked for counts double
         own = set(query_terms(question)) or set(q_terms)
+        # a pronoun ("where will *it* be held?") stands for a name carried over, which
+        # counts more than the rest of the earlier turns' words
+        referent = name_terms(query) - own if points_back(question) else set()
         heads = head_terms(question)
         weights = self.term_weights(q_terms) * np.array(
-            [(1.0 if t in own else 0.3) * (2.0 if t in heads else 1.0) for t in q_terms]
+            [
+                (1.0 if t in own else 0.6 if t in referent else 0.3) * (2.0 if t in heads else 1.0)
+                for t in q_terms
+            ]
         )
         total = float(weights.sum()) or 1.0
         kind = expected_type(question)
@@ -537,8 +575,9 @@ class ExtractiveAnswerer:
             if len(words(c.text)) < 5 and not c.slot:
                 score -= 0.15  # headings and credits: searchable, not an answer (a dateline
                 # can be one: "When was it published?" -> "June 2, 2014")
-            if s_terms and s_terms <= q_set:
-                score -= 0.2  # only repeats the question
+            c.says_nothing_new = bool(s_terms) and s_terms <= q_set | _DISCOURSE
+            if c.says_nothing_new and _following(c, cands) is None:
+                score -= 0.2  # only repeats the question, and nothing follows it
             c.score = score
         ranked = sorted(cands, key=lambda c: -c.score)
         best = ranked[0]
@@ -561,6 +600,14 @@ class ExtractiveAnswerer:
             lead.slot = fills_slot(lead)
             if lead.slot:
                 chosen = [lead, best]
+
+        if _ANNOUNCES.search(best.text) or best.says_nothing_new:
+            # a sentence that only names what the question asks about ("However, there is
+            # also a larger strategic reason.") or announces it ("...as follows:") leaves
+            # the answer to the sentence after it (in its passage, or opening the next one)
+            following = _following(best, cands)
+            if following is not None:
+                chosen = [best, following]
 
         near = passages[:3] + [c.passage for c in chosen if c.rank >= 3]
         in_passage = [presence(self._terms_of(p)) for p in near]

@@ -52,9 +52,10 @@ _ELLIPSIS = re.compile(
     re.I,
 )
 _MAX_CARRIED = 12
-_MAX_NAMES = 4
+_MAX_NAMES = 6
 _PERSONAL = {"he", "him", "his", "she", "her", "hers", "they", "them", "their"}
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]+")
+_CAPITAL = re.compile(r"\b[A-Z][\w’'-]*(?:\s+\d+\b)?")
 _WORD = re.compile(r"[\w’'-]+")
 
 
@@ -81,27 +82,51 @@ def _content_words(text: str) -> list[str]:
 def condense(question: str, history: Sequence[dict] | None) -> str:
     """The question made self-contained for retrieval, from the turns before it.
 
-    The subject comes from the user's earlier questions; a pronoun ("when did *he* take
-    office?") may also point at someone the last answer named, so the names in the last
-    assistant turn are carried too.
+    The subject comes from the user's earlier questions. A pronoun may also point at what
+    the last answer brought up ("Who proposed it?" - "Xi Jinping." - "When did *he* take
+    office?"), so the names the last answer added to its question are carried first; and
+    when a personal pronoun follows a "who" question, it is the person answered who is
+    meant, so the earlier question's own topic is no longer carried (it would pull the
+    search back to what was already answered).
     """
     if not history:
         return question
-    context, last_answer = "", ""
+    context, last_question, last_answer = "", "", ""
     for turn in history:
         content = turn.get("content")
         if not isinstance(content, str):
             continue
         if turn.get("role") == "user":
             context = condense_pair(content, context)
+            last_question, last_answer = content, ""
         elif turn.get("role") == "assistant":
             last_answer = content
-    names = " ".join(_names(last_answer)[:_MAX_NAMES]) if _refers(question) else ""
-    return condense_pair(question, f"{context} {names}".strip())
+    referent = _new_names(last_answer, last_question) if points_back(question) else []
+    if referent and _refers(question) and _WHO.match(last_question):
+        context = ""
+    return condense_pair(question, f"{' '.join(referent[:_MAX_NAMES])} {context}".strip())
+
+
+_WHO = re.compile(r"^\W*(and )?(who|whom|whose)\b", re.I)
+_POINTING = _PERSONAL | {"it", "its", "there"}
 
 
 def _refers(question: str) -> bool:
     return any(t in _PERSONAL for t in words(question))
+
+
+def points_back(question: str) -> bool:
+    return any(t in _POINTING for t in words(question))
+
+
+def _new_names(answer: str, question: str) -> list[str]:
+    """Names in ``answer`` that its question didn't already hold: what the answer brought
+    into the conversation ("Xi Jinping" for "Who proposed ...?")."""
+    asked = set(query_terms(question))
+    # an answer often starts with its name ("Peace Mission 2014, under ..."), so a capital
+    # at a sentence start counts here, stop words aside
+    found = dict.fromkeys(m.group(0) for m in _CAPITAL.finditer(answer))
+    return [n for n in found if (ts := set(query_terms(n))) and not ts <= asked]
 
 
 def _names(text: str) -> list[str]:

@@ -43,6 +43,7 @@ def test_answer_nouns_are_framing_not_content():
         ("How many earlier ones had they vetoed?", None),  # the subject is the last turn's
         ("What is the current value of trade between them?", None),  # the kind of answer
         ("Who is the chief executive of the company?", "execut"),
+        ("Who was its commander during the exercise?", "command"),
     ],
 )
 def test_focus_term(question, focus):
@@ -83,6 +84,12 @@ def test_place_slot():
     ]
     events = "In 2015 they will hold memorial events to commemorate the 70th anniversary."
     assert slot_values("place", events, "In which city will the 2015 events be held?") == []
+    # a place is new when any of its words is, even one that names the corpus's topic
+    drill = "They will hold the drill in the Inner Mongolia Autonomous Region of China."
+    assert slot_values("place", drill, "Where will the drill be held?", TOPIC) == [
+        "Inner Mongolia Autonomous Region of China"
+    ]
+    assert slot_values("place", "It was held in China.", "Where was it held?", TOPIC) == []
 
 
 def test_name_variants():

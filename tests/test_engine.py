@@ -193,3 +193,39 @@ def test_value_given_in_the_sentence_before_is_part_of_the_answer(engine):
 def test_an_empty_answer_slot_is_refused(engine, question):
     result = engine.ask(question)
     assert result["refused"], result["answer"]
+
+
+def test_pronoun_after_a_who_question_means_the_person_answered(engine):
+    """ "he" is the person the last answer named: the earlier question's topic (CICA) is
+    not searched again."""
+    history = [
+        {
+            "role": "user",
+            "content": "Who proposed making CICA a formal mechanism for Asian security?",
+        },
+        {"role": "assistant", "content": "Chinese President Xi Jinping."},
+    ]
+    query = condense("When did he take office?", history)
+    assert "Xi Jinping" in query and "CICA" not in query
+    assert "March 2013" in engine.ask("When did he take office?", history=history)["answer"]
+
+
+def test_it_can_be_the_thing_the_last_answer_named(engine):
+    history = [
+        {
+            "role": "user",
+            "content": "What anti-terrorism drill did China and Russia agree to hold?",
+        },
+        {
+            "role": "assistant",
+            "content": "Peace Mission 2014, under the Shanghai Cooperation Organization.",
+        },
+    ]
+    assert "Peace Mission" in condense("Where will it be held?", history)
+    assert "Inner Mongolia" in engine.ask("Where will it be held?", history=history)["answer"]
+
+
+def test_a_sentence_that_only_restates_the_question_brings_the_next_one(engine):
+    result = engine.ask("What is the larger strategic reason behind the rapprochement?")
+    assert "larger strategic reason." in result["answer"]
+    assert "multipolar world" in result["answer"]
