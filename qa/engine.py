@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from llama_index.core.schema import QueryBundle
 
+from qa.about import answer_about_article
 from qa.answer import REFUSAL, ExtractiveAnswerer, Selection
 from qa.citations import CitationVerifier, Passage, looks_like_refusal, split_sentences
 from qa.embedding import MiniLMEmbedding
@@ -225,9 +226,16 @@ class Engine:
         passages = [p for p, _ in hits]
         sentence_vecs = self._sentence_vectors(passages)
         t1 = time.perf_counter()
-        selection = state.answerer.select(
-            question, query, vector, passages, sentence_vecs, (encoding, states, query)
-        )
+        selection = answer_about_article(question, state.articles, state.table.passages, passages)
+        if selection is None:
+            selection = state.answerer.select(
+                question, query, vector, passages, sentence_vecs, (encoding, states, query)
+            )
+        else:
+            # a dateline or byline passage is cited even when retrieval didn't rank it
+            shown = {p.passage_id for p in passages}
+            extra = [c.passage for c in selection.sentences if c.passage.passage_id not in shown]
+            hits = [(p, 0.0) for p in extra] + hits
         result = self._render(question, query, hits, selection, state.articles)
         t2 = time.perf_counter()
         result["timings_ms"] = {

@@ -44,6 +44,11 @@ def test_answer_nouns_are_framing_not_content():
         ("What is the current value of trade between them?", None),  # the kind of answer
         ("Who is the chief executive of the company?", "execut"),
         ("Who was its commander during the exercise?", "command"),
+        ("What is the name of the pipeline that will carry the gas?", "pipelin"),
+        ("What was the name of the Russian expert who spoke?", "expert"),
+        ("How large was the prepayment China made to Gazprom?", "prepay"),
+        ("What was the vote count on the draft resolution?", "vote"),  # the thing counted
+        ("What is the total value of the deal?", None),
     ],
 )
 def test_focus_term(question, focus):

@@ -1,0 +1,138 @@
+"""Questions about the articles themselves: when one was published, who wrote it.
+
+They are answered from the article's own dateline or byline, not by sentence matching:
+"When was The Diplomat article published?" is closest in meaning to sentences *about* the
+gas deal ("... last week ..."), and "Who wrote it?" is "answered" by any sentence naming a
+person. So the article is picked (by the outlet or title the question names, else the best
+retrieved passage's), and its text is searched for the date its metadata gives, or for a
+byline. What the text doesn't show is refused, never filled in from metadata without a
+passage to cite.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date
+
+from qa.answer import Candidate, Selection
+from qa.store import StoredPassage
+from qa.text import name_terms, words
+
+_DOCUMENT = r"(?:article|post|blog|piece|story|report|column|op-ed|text|it|this)"
+_PUBLISHED = re.compile(
+    rf"\b(?:when|what date|which date|what day|on what day|in what month)\b.*\b{_DOCUMENT}\b.*"
+    r"\b(?:published|posted|written|dated|released|put out|came out|come out|appeared)\b",
+    re.I,
+)
+_AUTHOR = re.compile(
+    rf"\b(?:who (?:wrote|authored|penned|is the author of|was the author of)\b.*\b{_DOCUMENT}\b"
+    rf"|(?:who is|who was|what is|what was|name) the (?:author|writer|reporter|journalist)s?\b"
+    rf"|\b{_DOCUMENT}\b.*\bwritten by whom\b)",
+    re.I,
+)
+_BYLINE = re.compile(
+    r"^\s*(?:By|BY|Author:|Written by)\s+([A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){0,3})\s*$", re.M
+)
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def asks_about_article(question: str) -> str | None:
+    """ "published" or "author" when the question is about an article itself."""
+    if _PUBLISHED.search(question):
+        return "published"
+    if _AUTHOR.search(question):
+        return "author"
+    return None
+
+
+def date_forms(published: str) -> list[str]:
+    """How a metadata date ("2014-06-02", "2014-05") may be written in a dateline."""
+    parts = published.split("-")
+    try:
+        year, month = int(parts[0]), int(parts[1])
+        day = int(parts[2]) if len(parts) > 2 else None
+        date(year, month, day or 1)
+    except (ValueError, IndexError):
+        return [published] if published else []
+    name = _MONTHS[month - 1]
+    if day is None:
+        return [f"{name} {year}", published]
+    return [f"{name} {day}, {year}", f"{day} {name} {year}", f"{name} {day} {year}", published]
+
+
+def pick_article(
+    question: str, articles: dict[str, dict], hits: Sequence[StoredPassage]
+) -> str | None:
+    """The article the question names by outlet or title ("The Diplomat", "the blog
+    post"), when exactly one fits; else the one the best retrieved passage is from."""
+    asked_names, asked_words = name_terms(question), set(words(question))
+    named = []
+    for aid, meta in articles.items():
+        source = meta.get("source") or ""
+        by_name = name_terms(f"In {source}") & asked_names
+        by_kind = "blog" in asked_words and "blog" in words(source)
+        if by_name or by_kind:
+            named.append(aid)
+    if len(named) == 1:
+        return named[0]
+    return hits[0].article_id if hits else None
+
+
+def _sentence_at(p: StoredPassage, offset: int) -> tuple[int, int]:
+    """The passage's sentence (or line, for a dateline) holding ``offset``."""
+    line_start = p.text.rfind("\n", 0, offset) + 1
+    line_end = p.text.find("\n", offset)
+    line_end = len(p.text) if line_end < 0 else line_end
+    return line_start, line_end
+
+
+def answer_about_article(
+    question: str,
+    articles: dict[str, dict],
+    passages: Sequence[StoredPassage],
+    hits: Sequence[StoredPassage],
+) -> Selection | None:
+    """The selection for a question about an article itself, or None when it isn't one."""
+    kind = asks_about_article(question)
+    if kind is None:
+        return None
+    aid = pick_article(question, articles, hits)
+    if aid is None:
+        return None
+    own = sorted((p for p in passages if p.article_id == aid), key=lambda p: p.start)
+    meta = articles.get(aid, {})
+    if kind == "published":
+        forms = date_forms(str(meta.get("published") or ""))
+        for p in own:
+            for form in forms:
+                at = p.text.find(form)
+                if at >= 0:
+                    return _found(p, *_sentence_at(p, at), kind)
+    else:
+        for p in own[:2]:  # a byline is at the top
+            match = _BYLINE.search(p.text)
+            if match:
+                return _found(p, match.start(), match.end(), kind)
+    # the text doesn't show it: refuse rather than guess from sentences about something else
+    return Selection(True, [], -1.0, {f"{kind}_in_text": 0.0})
+
+
+def _found(p: StoredPassage, start: int, end: int, kind: str) -> Selection:
+    text = p.text[start:end].strip()
+    start += p.text[start:end].find(text)
+    c = Candidate(0, p, p.start + start, p.start + start + len(text), text)
+    return Selection(False, [c], 1.0, {f"{kind}_in_text": 1.0})
