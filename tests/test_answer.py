@@ -24,6 +24,10 @@ TOPIC = frozenset({"china", "russia"})
         ("In which city will the events be held?", "place"),
         ("Where will it be held?", "place"),
         ("Why did Russia turn to China?", None),
+        ("How did Tokyo officially react to the joint naval drill?", "reaction"),
+        ("How did the Russian leader react when his counterpart proposed it?", "reaction"),
+        ("What did the European Union say about the gas agreement?", "reaction"),
+        ("How did the exercise take place?", None),
     ],
 )
 def test_expected_type(question, kind):
@@ -103,3 +107,18 @@ def test_name_variants():
     assert _variant("west", "western")
     assert not _variant("shanghai", "china")
     assert not _variant("may", "march")
+
+
+def test_reaction_slot_needs_a_reaction_by_whom_was_asked():
+    question = "How did the Japanese government officially respond to the exercise?"
+    other = "It added, the sea is a sensitive area for China in relation to U.S.-backed Japan."
+    assert slot_values("reaction", other, question) == []  # Japan named, not reacting
+    assert slot_values("reaction", "Japan’s foreign ministry protested at once.", question) == [
+        "protested"
+    ]
+    putin = "Russian President Vladimir Putin expressed enthusiastic support."
+    assert slot_values("reaction", putin, "How did the Russian leader react?") == ["expressed"]
+    # nobody named in the question: any reported reaction will do
+    assert slot_values("reaction", "President Putin applauded the idea.", "How did he react?") == [
+        "applauded"
+    ]
