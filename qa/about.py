@@ -34,6 +34,14 @@ _AUTHOR = re.compile(
 _BYLINE = re.compile(
     r"^\s*(?:By|BY|Author:|Written by)\s+([A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){0,3})\s*$", re.M
 )
+_MONTH_NAMES = (
+    "January|February|March|April|May|June|July|August|September|October|November|December"
+)
+_DATELINE = re.compile(
+    rf"^[ \t]*(?:(?:{_MONTH_NAMES}) \d{{1,2}},? \d{{4}}|\d{{1,2}} (?:{_MONTH_NAMES}) \d{{4}}"
+    r"|\d{4}-\d{2}-\d{2})[ \t]*$",
+    re.M,
+)
 _MONTHS = [
     "January",
     "February",
@@ -122,6 +130,11 @@ def answer_about_article(
                 at = p.text.find(form)
                 if at >= 0:
                     return _found(p, *_sentence_at(p, at), kind)
+        if not forms:  # no date in the metadata: a line at the top that is only a date
+            for p in own[:2]:
+                match = _DATELINE.search(p.text)
+                if match:
+                    return _found(p, match.start(), match.end(), kind)
     else:
         for p in own[:2]:  # a byline is at the top
             match = _BYLINE.search(p.text)

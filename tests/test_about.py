@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.about import asks_about_article, date_forms, pick_article
+from qa.about import answer_about_article, asks_about_article, date_forms, pick_article
 from qa.store import StoredPassage
 
 ARTICLES = {
@@ -54,3 +54,21 @@ def test_an_author_the_text_does_not_name_is_refused(engine):
     result = engine.ask("Who wrote The Diplomat article about the gas deal?")
     assert result["refused"]
     assert result["citations"] == []
+
+
+def test_without_a_date_in_the_metadata_a_dateline_is_used():
+    text = "Gas talks\nMarch 3, 2015\nThe talks resumed."
+    passage = StoredPassage("p", "c", text, 100, 100 + len(text), "0,9;10,23;24,42")
+    articles = {"c": {"source": "", "published": ""}}
+    selection = answer_about_article(
+        "When was the article published?", articles, [passage], [passage]
+    )
+    assert not selection.refused
+    (sentence,) = selection.sentences
+    assert sentence.text == "March 3, 2015"
+    assert text[sentence.start - 100 : sentence.end - 100] == "March 3, 2015"  # exact span
+    undated = StoredPassage("q", "d", "No date here.", 0, 13, "0,13")
+    refused = answer_about_article(
+        "When was the article published?", {"d": {}}, [undated], [undated]
+    )
+    assert refused.refused and refused.sentences == []
