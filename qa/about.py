@@ -27,7 +27,9 @@ _PUBLISHED = re.compile(
 )
 _AUTHOR = re.compile(
     rf"\b(?:who (?:wrote|authored|penned|is the author of|was the author of)\b.*\b{_DOCUMENT}\b"
-    rf"|(?:who is|who was|what is|what was|name) the (?:author|writer|reporter|journalist)s?\b"
+    # "who is the author?", "... the author of the blog post?", not "... of the resolution?"
+    rf"|(?:who is|who was|what is|what was|name) the (?:author|writer|reporter|journalist)s?"
+    rf"(?: of (?:the |this |that )?(?:\w+ )?{_DOCUMENT})?\W*$"
     rf"|\b{_DOCUMENT}\b.*\bwritten by whom\b)",
     re.I,
 )
@@ -42,24 +44,12 @@ _DATELINE = re.compile(
     r"|\d{4}-\d{2}-\d{2})[ \t]*$",
     re.M,
 )
-_MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
+_MONTHS = _MONTH_NAMES.split("|")
 
 
 def asks_about_article(question: str) -> str | None:
-    """ "published" or "author" when the question is about an article itself."""
+    """What a question about an article itself asks for ("published" or "author"), or
+    None when it is about something else."""
     if _PUBLISHED.search(question):
         return "published"
     if _AUTHOR.search(question):

@@ -22,6 +22,8 @@ ARTICLES = {
         ("Who is the author of the blog post?", "author"),
         ("When was the gas deal signed?", None),
         ("Who wrote the joint statement?", None),  # not one of the articles
+        ("Who was the author of the draft resolution?", None),
+        ("Who is the author?", "author"),
         ("When did the exercise take place?", None),
     ],
 )
