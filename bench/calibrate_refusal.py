@@ -80,12 +80,12 @@ def main() -> None:
         index_corpus(settings, progress=False)
         engine = Engine(settings)
         answers = [engine.ask(r["question"]) for r in rows]
-    # questions about an article itself (its date, its author) are decided by its
-    # dateline or byline (qa.about), not by the refusal model: left out of the fit
+    # answers without the model's features are decided before it (a question about an
+    # article itself, by its dateline or byline in qa.about; one with no terms): left out
     ruled = [(r, a) for r, a in zip(rows, answers, strict=True) if "dense" not in a["evidence"]]
     for r, a in ruled:
         ok = a["refused"] != r["answerable"]
-        print(f"decided by its dateline/byline ({'right' if ok else 'wrong'}): {r['question']}")
+        print(f"decided before the refusal model ({'right' if ok else 'wrong'}): {r['question']}")
     rows = [r for r, a in zip(rows, answers, strict=True) if "dense" in a["evidence"]]
     evidence = [a["evidence"] for a in answers if "dense" in a["evidence"]]
     used = [f for f in FEATURES if f not in args.fixed]

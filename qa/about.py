@@ -90,8 +90,8 @@ def pick_article(
     return hits[0].article_id if hits else None
 
 
-def _sentence_at(p: StoredPassage, offset: int) -> tuple[int, int]:
-    """The passage's sentence (or line, for a dateline) holding ``offset``."""
+def _line_at(p: StoredPassage, offset: int) -> tuple[int, int]:
+    """The span of the passage's line holding ``offset`` (a dateline is a line of its own)."""
     line_start = p.text.rfind("\n", 0, offset) + 1
     line_end = p.text.find("\n", offset)
     line_end = len(p.text) if line_end < 0 else line_end
@@ -119,7 +119,7 @@ def answer_about_article(
             for form in forms:
                 at = p.text.find(form)
                 if at >= 0:
-                    return _found(p, *_sentence_at(p, at), kind)
+                    return _found(p, *_line_at(p, at), kind)
         if not forms:  # no date in the metadata: a line at the top that is only a date
             for p in own[:2]:
                 match = _DATELINE.search(p.text)

@@ -418,13 +418,13 @@ def _variant(a: str, b: str) -> bool:
     return abs(len(a) - len(b)) <= 2 and common >= max(4, short - 1)
 
 
-# a sentence that leans on the one before it ("On the same day, ...", "The two leaders ...")
 # connectives, which add nothing to what a sentence says ("However, there is also ...")
 _DISCOURSE = set(
     terms("however also moreover furthermore besides still yet thus therefore hence indeed another")
 )
 # a sentence that hands over to the next one ("The reasons are as follows:")
 _ANNOUNCES = re.compile(r"(?::|\bas follows\W*|\bthe following\W*)$")
+# a sentence that leans on the one before it ("On the same day, ...", "The two leaders ...")
 _LEANS_BACK = re.compile(
     r"\W*(?:(?:on|at|in|by|later|earlier) )?(?:the same|that|this|the next|the following|"
     r"the previous) (?:day|time|year|week|month|date)\b|\W*(?:later|then|afterwards|it|this|"

@@ -231,11 +231,6 @@ class Engine:
             selection = state.answerer.select(
                 question, query, vector, passages, sentence_vecs, (encoding, states, query)
             )
-        else:
-            # a dateline or byline passage is cited even when retrieval didn't rank it
-            shown = {p.passage_id for p in passages}
-            extra = [c.passage for c in selection.sentences if c.passage.passage_id not in shown]
-            hits = [(p, 0.0) for p in extra] + hits
         result = self._render(question, query, hits, selection, state.articles)
         t2 = time.perf_counter()
         result["timings_ms"] = {
@@ -415,9 +410,10 @@ class Engine:
             highlights.setdefault(pid, []).append([c.start, c.end])
             parts.append(f"{' '.join(c.text.split())} [{n}]")
         scores = {p.passage_id: s for p, s in hits}
-        by_id = {p.passage_id: p for p, _ in hits}
+        # a cited passage may be one retrieval didn't rank (an article's dateline, qa.about)
+        by_id = {c.passage.passage_id: c.passage for c in selection.sentences}
         citations = [
-            self._citation(n, by_id[pid], scores[pid], highlights[pid], articles)
+            self._citation(n, by_id[pid], scores.get(pid, 0.0), highlights[pid], articles)
             for pid, n in numbers.items()
         ]
         return {

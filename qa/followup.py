@@ -54,7 +54,6 @@ _ELLIPSIS = re.compile(
 _MAX_CARRIED = 12
 _MAX_NAMES = 6
 _PERSONAL = {"he", "him", "his", "she", "her", "hers", "they", "them", "their"}
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]+")
 _CAPITAL = re.compile(r"\b[A-Z][\w’'-]*(?:\s+\d+\b)?")
 _WORD = re.compile(r"[\w’'-]+")
 
@@ -127,15 +126,6 @@ def _new_names(answer: str, question: str) -> list[str]:
     # at a sentence start counts here, stop words aside
     found = dict.fromkeys(m.group(0) for m in _CAPITAL.finditer(answer))
     return [n for n in found if (ts := set(query_terms(n))) and not ts <= asked]
-
-
-def _names(text: str) -> list[str]:
-    """Capitalised words not at a sentence start (names), in order, once each."""
-    seen: dict[str, None] = {}
-    for match in _NAME.finditer(text):
-        if match.group(0).lower() not in stopwords():
-            seen.setdefault(match.group(0), None)
-    return list(seen)
 
 
 def condense_pair(question: str, context: str) -> str:
