@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from datetime import date
 
-from qa.answer import Candidate, Selection
+from qa.answer import MONTHS, Candidate, Selection
 from qa.store import StoredPassage
 from qa.text import name_terms, words
 
@@ -36,15 +36,12 @@ _AUTHOR = re.compile(
 _BYLINE = re.compile(
     r"^\s*(?:By|BY|Author:|Written by)\s+([A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){0,3})\s*$", re.M
 )
-_MONTH_NAMES = (
-    "January|February|March|April|May|June|July|August|September|October|November|December"
-)
 _DATELINE = re.compile(
-    rf"^[ \t]*(?:(?:{_MONTH_NAMES}) \d{{1,2}},? \d{{4}}|\d{{1,2}} (?:{_MONTH_NAMES}) \d{{4}}"
+    rf"^[ \t]*(?:(?:{MONTHS}) \d{{1,2}},? \d{{4}}|\d{{1,2}} (?:{MONTHS}) \d{{4}}"
     r"|\d{4}-\d{2}-\d{2})[ \t]*$",
     re.M,
 )
-_MONTHS = _MONTH_NAMES.split("|")
+_MONTH_LIST = MONTHS.split("|")
 
 
 def asks_about_article(question: str) -> str | None:
@@ -66,7 +63,7 @@ def date_forms(published: str) -> list[str]:
         date(year, month, day or 1)
     except (ValueError, IndexError):
         return [published] if published else []
-    name = _MONTHS[month - 1]
+    name = _MONTH_LIST[month - 1]
     if day is None:
         return [f"{name} {year}", published]
     return [f"{name} {day}, {year}", f"{day} {name} {year}", f"{name} {day} {year}", published]

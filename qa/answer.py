@@ -87,13 +87,13 @@ _REACTION_VALUE = re.compile(
     r"emphasi[sz](?:ed|es)|told|wrote|insist(?:ed|s)|accus(?:ed|es)|complain(?:ed|s))\b",
     re.I,
 )
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 
 # What fills the slot asked for, one match per value: "May 20", "1992", "$400 billion",
 # "nine", "4th", "Zachary Keck", "in Inner Mongolia".
 _DATE_VALUE = re.compile(
-    rf"\b(?:(?:{_MONTHS})(?: \d{{1,2}}(?:st|nd|rd|th)?)?(?:,? (?:1[89]|20)\d\d)?"
-    rf"|\d{{1,2}}(?:st|nd|rd|th)? (?:{_MONTHS})(?: (?:1[89]|20)\d\d)?|(?:1[89]|20)\d\d"
+    rf"\b(?:(?:{MONTHS})(?: \d{{1,2}}(?:st|nd|rd|th)?)?(?:,? (?:1[89]|20)\d\d)?"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)? (?:{MONTHS})(?: (?:1[89]|20)\d\d)?|(?:1[89]|20)\d\d"
     r"|(?:[Mm]on|[Tt]ues|[Ww]ednes|[Tt]hurs|[Ff]ri|[Ss]atur|[Ss]un)day"
     r"|yesterday|today|tomorrow|(?:last|next|this|that) (?:week|month|year))\b"
 )
@@ -112,7 +112,7 @@ _PLACE_VALUE = re.compile(
 _DEMONYM = re.compile(r"(?:ese|ian|ean|ish|ern)$")
 _REGIONS = {"central", "north", "south", "east", "west", "northeast", "northwest", "southeast"}
 _REGIONS |= {"southwest", "upper", "lower", "inner", "outer"}
-_CALENDAR = re.compile(rf"^(?:{_MONTHS}|\w+day)$")
+_CALENDAR = re.compile(rf"^(?:{MONTHS}|\w+day)$")
 
 
 # "what year", "which edition", "what trade figure", "what was the value of": the noun names
@@ -403,7 +403,7 @@ def focus_term(question: str) -> str | None:
 
 
 _CALENDAR_TERMS = set(
-    terms(_MONTHS.replace("|", " ") + " monday tuesday wednesday thursday friday saturday sunday")
+    terms(MONTHS.replace("|", " ") + " monday tuesday wednesday thursday friday saturday sunday")
 )
 
 
