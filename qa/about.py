@@ -19,18 +19,23 @@ from qa.answer import MONTHS, Candidate, Selection
 from qa.store import StoredPassage
 from qa.text import name_terms, words
 
-_DOCUMENT = r"(?:article|post|blog|piece|story|report|column|op-ed|text|it|this)"
+# "the article", "this blog post", "The Diplomat piece": one of the indexed articles, not a
+# document they mention ("his article", "the IPCC Third Assessment Report"); capitalised
+# words before the noun must name an indexed outlet (checked in answer_about_article)
+_DOC_PHRASE = re.compile(
+    r"\b(?i:the|this|that)\s+(?P<named>(?:[A-Z][\w’'-]*\s+)*)"
+    r"(?i:article|blog post|blog|post|piece|story|op-ed|column)s?\b"
+)
 _PUBLISHED = re.compile(
-    rf"\b(?:when|what date|which date|what day|on what day|in what month)\b.*\b{_DOCUMENT}\b.*"
+    r"\b(?:when|what date|which date|what day|on what day|in what month)\b.*"
     r"\b(?:published|posted|written|dated|released|put out|came out|come out|appeared)\b",
     re.I,
 )
-_AUTHOR = re.compile(
-    rf"\b(?:who (?:wrote|authored|penned|is the author of|was the author of)\b.*\b{_DOCUMENT}\b"
-    # "who is the author?", "... the author of the blog post?", not "... of the resolution?"
-    rf"|(?:who is|who was|what is|what was|name) the (?:author|writer|reporter|journalist)s?"
-    rf"(?: of (?:the |this |that )?(?:\w+ )?{_DOCUMENT})?\W*$"
-    rf"|\b{_DOCUMENT}\b.*\bwritten by whom\b)",
+_WROTE = re.compile(r"\bwho (?:wrote|authored|penned)\b|\bwritten by whom\b", re.I)
+# "who is the author?", "... the author of the blog post?", not "... of the resolution?"
+_AUTHOR_OF = re.compile(
+    r"\b(?:who is|who was|what is|what was|name) the (?:author|writer|reporter|journalist)s?\b"
+    r"(?P<rest>.*)$",
     re.I,
 )
 _BYLINE = re.compile(
@@ -47,9 +52,13 @@ _MONTH_LIST = MONTHS.split("|")
 def asks_about_article(question: str) -> str | None:
     """What a question about an article itself asks for ("published" or "author"), or
     None when it is about something else."""
-    if _PUBLISHED.search(question):
+    doc = _DOC_PHRASE.search(question)
+    if doc and _PUBLISHED.search(question):
         return "published"
-    if _AUTHOR.search(question):
+    if doc and _WROTE.search(question):
+        return "author"
+    author = _AUTHOR_OF.search(question)
+    if author and (doc or not author.group("rest").strip(" ?.!")):
         return "author"
     return None
 
@@ -69,19 +78,23 @@ def date_forms(published: str) -> list[str]:
     return [f"{name} {day}, {year}", f"{day} {name} {year}", f"{name} {day} {year}", published]
 
 
+def named_articles(question: str, articles: dict[str, dict]) -> list[str]:
+    """The articles whose outlet the question names ("The Diplomat", "the blog post")."""
+    asked_names, asked_words = name_terms(question), set(words(question))
+    return [
+        aid
+        for aid, meta in articles.items()
+        if name_terms(f"In {meta.get('source') or ''}") & asked_names
+        or ("blog" in asked_words and "blog" in words(meta.get("source") or ""))
+    ]
+
+
 def pick_article(
     question: str, articles: dict[str, dict], hits: Sequence[StoredPassage]
 ) -> str | None:
-    """The article the question names by outlet or title ("The Diplomat", "the blog
-    post"), when exactly one fits; else the one the best retrieved passage is from."""
-    asked_names, asked_words = name_terms(question), set(words(question))
-    named = []
-    for aid, meta in articles.items():
-        source = meta.get("source") or ""
-        by_name = name_terms(f"In {source}") & asked_names
-        by_kind = "blog" in asked_words and "blog" in words(source)
-        if by_name or by_kind:
-            named.append(aid)
+    """The article the question names by outlet, when exactly one fits; else the one the
+    best retrieved passage is from."""
+    named = named_articles(question, articles)
     if len(named) == 1:
         return named[0]
     return hits[0].article_id if hits else None
@@ -105,6 +118,9 @@ def answer_about_article(
     kind = asks_about_article(question)
     if kind is None:
         return None
+    doc = _DOC_PHRASE.search(question)
+    if doc and doc.group("named").strip() and not named_articles(question, articles):
+        return None  # "the IPCC Report": a document the articles mention, not one of them
     aid = pick_article(question, articles, hits)
     if aid is None:
         return None

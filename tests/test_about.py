@@ -23,12 +23,27 @@ ARTICLES = {
         ("When was the gas deal signed?", None),
         ("Who wrote the joint statement?", None),  # not one of the articles
         ("Who was the author of the draft resolution?", None),
+        # documents the articles mention, not the articles themselves
+        ("When was his article published in Century Magazine?", None),
+        ("When was the FCC's sixth report and order released?", None),
+        ("Who wrote that it is difficult to define civil disobedience?", None),
         ("Who is the author?", "author"),
         ("When did the exercise take place?", None),
     ],
 )
 def test_asks_about_article(question, kind):
     assert asks_about_article(question) == kind
+
+
+def test_a_named_document_that_is_not_an_indexed_article_is_left_to_the_answerer():
+    passage = StoredPassage("p", "b", "June 2, 2014\nText.", 0, 18, "0,12;13,18")
+    question = "When was the IPCC Third Assessment Report article published?"
+    assert asks_about_article(question) == "published"
+    assert answer_about_article(question, ARTICLES, [passage], [passage]) is None
+    named = answer_about_article(
+        "When was The Diplomat article published?", ARTICLES, [passage], [passage]
+    )
+    assert named is not None and not named.refused
 
 
 def test_date_forms():
