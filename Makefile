@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TRAIN_STAMP := $(VENV)/.installed-train
 
-.PHONY: install browser run test lint bench eval reliability audit lock clean
+.PHONY: install install-train browser run test lint bench eval train reliability audit lock clean
 
 install: $(STAMP)
 
@@ -14,6 +15,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
 	touch $(STAMP)
+
+# The training-only extra (PyTorch CPU build, transformers): for `make train`, and for the
+# tests, which run both training scripts on a tiny sample. `make run` never needs it.
+install-train: $(TRAIN_STAMP)
+
+$(TRAIN_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,train]"
+	touch $(TRAIN_STAMP)
 
 run: install
 	$(BIN)/qa index
@@ -33,7 +42,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint browser
+test: lint browser install-train
 	$(BIN)/pytest
 
 bench: install
@@ -42,18 +51,30 @@ bench: install
 	$(BIN)/python bench/bench_http.py
 	$(BIN)/python bench/bench_scale.py --json bench/out/scale.json
 
-# The gold set with baselines side by side, and 2,000-question samples of SQuAD v1.1 and of
-# the SQuAD 2.0 half (read in place from ../shared/bench-data), into docs/eval.md.
+# The trained answerer beside the old rules on the gold set, the held-out SQuAD articles and
+# the development sets (bench/eval_answerers.py); SQuAD 2.0's own figures (EM, F1, HasAns,
+# NoAns) on the held-out 2.0-half articles; retrieval against baselines on 2,000-question
+# samples of SQuAD v1.1 and the 2.0 half. Data read in place from ../shared/bench-data.
 SQUAD := ../shared/bench-data/squad
 eval: install
 	mkdir -p docs/eval
-	$(BIN)/qa eval corpus/gold.jsonl --compare --quiet --json docs/eval/gold.json
+	$(BIN)/python bench/eval_answerers.py --out docs/eval
+	$(BIN)/qa eval --squad $(SQUAD)/dev-v2.0-cs224n-half.json --heldout --quiet \
+		--json docs/eval/squad-v2.0-heldout.json
 	$(BIN)/qa eval --squad $(SQUAD)/dev-v1.1.json --limit 2000 --seed 0 --compare --quiet \
 		--json docs/eval/squad-v1.1.json
 	$(BIN)/qa eval --squad $(SQUAD)/dev-v2.0-cs224n-half.json --limit 2000 --seed 0 --compare \
 		--quiet --json docs/eval/squad-v2.0-half.json
-	$(BIN)/python -m qa.report docs/eval/gold.json docs/eval/squad-v1.1.json \
+	$(BIN)/python -m qa.report docs/eval/gold.json docs/eval/squad-heldout.json \
+		docs/eval/reuters-b.json docs/eval/reuters-a.json docs/eval/bbc.json \
+		docs/eval/squad-v2.0-heldout.json docs/eval/squad-v1.1.json \
 		docs/eval/squad-v2.0-half.json --out docs/eval.md --command "make eval"
+
+# Retrain the shipped models (qa/models/): the reader (about 40 min on 2 cores), then the
+# refusal model on the product's own retrieval (about 15 min). Seeded.
+train: install-train
+	$(BIN)/python train/train_reader.py
+	$(BIN)/python train/fit_refusal.py --work bench/out/fit
 
 # Load and soak (16 clients, 60 s, an upload under load) and crash safety at scale (BBC,
 # SIGKILL at random moments, five rounds): scripts that print their figures.
@@ -70,7 +91,7 @@ audit: install
 lock:
 	rm -rf /tmp/qa-lock && $(PYTHON) -m venv /tmp/qa-lock
 	/tmp/qa-lock/bin/python -m pip install -q --upgrade pip
-	/tmp/qa-lock/bin/python -m pip install -q ".[test,bench]"
+	/tmp/qa-lock/bin/python -m pip install -q ".[test,bench,train]"
 	{ echo "# Exact versions for reproducible installs (pip install -c constraints.txt -e .[test])."; \
 	  echo "# Regenerate with \`make lock\` after changing dependencies in pyproject.toml."; \
 	  /tmp/qa-lock/bin/python -m pip freeze --exclude qa; } > constraints.txt

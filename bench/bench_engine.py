@@ -69,8 +69,8 @@ BUILTIN_QUESTIONS = [
     "Who is the CEO of Gazprom?",
 ]
 CEILING_TARGET = 80.0  # pipeline passages/s as % of the bare model's
-P50_TARGET_MS = 50.0
-P95_TARGET_MS = 150.0
+P50_TARGET_MS = 150.0  # with the reader reading 10 passages (issue 14)
+P95_TARGET_MS = 300.0
 ROUNDS = 2  # pipeline, ceiling, pipeline, ceiling: best of each
 WARMUP_QUESTIONS = 3
 REPEATS = 3

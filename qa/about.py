@@ -15,13 +15,14 @@ import re
 from collections.abc import Sequence
 from datetime import date
 
-from qa.answer import MONTHS, Candidate, Selection
+from qa.answer import AnswerSpan, Candidate, Selection
 from qa.store import StoredPassage
 from qa.text import name_terms, words
 
 # "the article", "this blog post", "The Diplomat piece": one of the indexed articles, not a
 # document they mention ("his article", "the IPCC Third Assessment Report"); capitalised
 # words before the noun must name an indexed outlet (checked in answer_about_article)
+MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DOC_PHRASE = re.compile(
     r"\b(?i:the|this|that)\s+(?P<named>(?:[A-Z][\w’'-]*\s+)*)"
     r"(?i:article|blog post|blog|post|piece|story|op-ed|column)s?\b"
@@ -132,23 +133,26 @@ def answer_about_article(
             for form in forms:
                 at = p.text.find(form)
                 if at >= 0:
-                    return _found(p, *_line_at(p, at), kind)
+                    return _found(p, *_line_at(p, at), kind, (at, at + len(form)))
         if not forms:  # no date in the metadata: a line at the top that is only a date
             for p in own[:2]:
                 match = _DATELINE.search(p.text)
                 if match:
-                    return _found(p, match.start(), match.end(), kind)
+                    return _found(p, match.start(), match.end(), kind, match.span())
     else:
         for p in own[:2]:  # a byline is at the top
             match = _BYLINE.search(p.text)
             if match:
-                return _found(p, match.start(), match.end(), kind)
+                return _found(p, match.start(), match.end(), kind, match.span(1))
     # the text doesn't show it: refuse rather than guess from sentences about something else
     return Selection(True, [], -1.0, {f"{kind}_in_text": 0.0})
 
 
-def _found(p: StoredPassage, start: int, end: int, kind: str) -> Selection:
+def _found(p: StoredPassage, start: int, end: int, kind: str, answer: tuple[int, int]) -> Selection:
+    """The line found (``start``-``end`` in the passage) quoted, ``answer`` its short answer."""
     text = p.text[start:end].strip()
     start += p.text[start:end].find(text)
     c = Candidate(0, p, p.start + start, p.start + start + len(text), text)
-    return Selection(False, [c], 1.0, {f"{kind}_in_text": 1.0})
+    a, b = answer
+    span = AnswerSpan(p, p.start + a, p.start + b, p.text[a:b])
+    return Selection(False, [c], 1.0, {f"{kind}_in_text": 1.0}, span)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from qa.answer import closest, emphasise
 from qa.errors import Busy, NotFound, QAError, TooLarge, Unsupported
 from qa.service import QAService
 from qa.settings import Settings
@@ -214,6 +215,7 @@ class ChatRequest(BaseModel):
 # -- OpenAI-compatible rendering -----------------------------------------------------------
 
 SOURCES_HEADING = "\n\nSources:\n"
+CLOSEST_HEADING = "\n\nClosest passages:\n"
 
 
 def markdown_sources(citations: list[dict[str, Any]]) -> str:
@@ -231,17 +233,36 @@ def markdown_sources(citations: list[dict[str, Any]]) -> str:
     return SOURCES_HEADING + "\n".join(lines)
 
 
+def markdown_closest(result: dict[str, Any]) -> str:
+    """Under a refusal, the closest passages as a Markdown list: a user can still read on."""
+    shown = closest(result) if result.get("refused") else []
+    if not shown:
+        return ""
+    lines = []
+    for r in shown:
+        passage = " ".join(r["text"].split())
+        if len(passage) > 300:
+            passage = passage[:297].rstrip() + "…"
+        lines.append(f"- **{r.get('title') or r['article_id']}**")
+        lines.append(f"    > {passage}")
+    return CLOSEST_HEADING + "\n".join(lines)
+
+
 def message_content(result: dict[str, Any], answer_text: bool = True) -> str:
-    """The chat message: the answer, a notice if there is one, the sources list."""
+    """The chat message: the answer (its short answer in bold), a notice if there is one,
+    the sources list, or the closest passages under a refusal."""
     notice = f"\n\n_Note: {result['notice']}._" if result.get("notice") else ""
-    body = result["answer"] if answer_text else ""
-    return body + notice + markdown_sources(result.get("citations") or [])
+    body = emphasise(result) if answer_text else ""
+    return (
+        body + notice + markdown_sources(result.get("citations") or []) + markdown_closest(result)
+    )
 
 
 def extra_fields(result: dict[str, Any]) -> dict[str, Any]:
     """What travels beside OpenAI's fields: the citations, and how the answer came about."""
     return {
         "citations": result.get("citations") or [],
+        "answer_span": result.get("answer_span"),
         "refused": result.get("refused", False),
         "answerer": result.get("answerer"),
         "notice": result.get("notice"),
@@ -254,7 +275,10 @@ def chat_question(messages: list[ChatMessage]) -> tuple[str, list[dict[str, str]
     if messages[-1].role != "user":
         raise QAError("the last message must have role 'user' (the question)")
     history = [
-        {"role": m.role, "content": m.text().split(SOURCES_HEADING)[0]}
+        {
+            "role": m.role,
+            "content": m.text().split(SOURCES_HEADING)[0].split(CLOSEST_HEADING)[0],
+        }
         for m in messages[:-1]
         if m.role in ("user", "assistant")
     ]

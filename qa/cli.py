@@ -41,10 +41,30 @@ def _engine(settings: Settings):
     return Engine(settings)
 
 
-def format_answer(result: dict[str, Any], width: int = 100, answer: bool = True) -> str:
-    """The answer, a notice if there is one, then its numbered sources with title, source,
-    date and passage (``answer=False``: all but the answer, which was streamed)."""
-    lines = [textwrap.fill(result["answer"], width)] if answer else []
+def format_answer(
+    result: dict[str, Any],
+    width: int = 100,
+    answer: bool = True,
+    bold: tuple[str, str] | None = None,
+) -> str:
+    """The answer (its short answer in ``bold``: Markdown ``**`` unless told), a notice if
+    there is one, then its numbered sources with title, source, date and passage; a refusal
+    is followed by the closest passages instead (``answer=False``: all but the answer, which
+    was streamed)."""
+    from qa.answer import closest
+
+    before, after = bold or ("**", "**")
+    lines = []
+    if answer:
+        # wrap the plain text, then mark the short answer (escape codes have no width);
+        # wrapping only turns spaces into line breaks, so offsets hold
+        plain = textwrap.fill(result["answer"], width)
+        span = " ".join(((result.get("answer_span") or {}).get("text") or "").split())
+        at = plain.replace("\n", " ").find(span) if span and not result["refused"] else -1
+        if at >= 0:
+            end = at + len(span)
+            plain = f"{plain[:at]}{before}{plain[at:end]}{after}{plain[end:]}"
+        lines.append(plain)
     if result.get("notice"):
         lines += ["", f"(note: {result['notice']})"]
     if result["citations"]:
@@ -56,7 +76,20 @@ def format_answer(result: dict[str, Any], width: int = 100, answer: bool = True)
             lines.append(
                 textwrap.fill(passage, width, initial_indent="    ", subsequent_indent="    ")
             )
+    elif result.get("refused") and closest(result):
+        lines += ["", "Closest passages:"]
+        for r in closest(result):
+            lines.append(f"- {r.get('title') or r['article_id']}")
+            passage = " ".join(r["text"].split())
+            lines.append(
+                textwrap.fill(passage, width, initial_indent="    ", subsequent_indent="    ")
+            )
     return "\n".join(lines)
+
+
+def _bold() -> tuple[str, str] | None:
+    """Terminal bold on a terminal; Markdown ``**`` when the output is piped."""
+    return ("\033[1m", "\033[0m") if sys.stdout.isatty() else None
 
 
 def _print_stream(events) -> dict[str, Any]:
@@ -100,7 +133,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
-        print(format_answer(result))
+        print(format_answer(result, bold=_bold()))
     return 0
 
 
@@ -243,11 +276,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     progress = not args.quiet
     tmp = None
     if args.squad:
-        from qa.squad import load_squad
+        from qa.squad import load_squad, squad_split
 
-        docs, items, version = load_squad(Path(args.squad), args.limit, args.seed)
+        titles = None
+        if args.heldout:
+            try:
+                titles = squad_split(Path(args.squad).parent)["test"]
+            except (OSError, ValueError, KeyError):
+                raise QAError(
+                    "--heldout needs the SQuAD v1.1 and 2.0-half dev files side by side"
+                ) from None
+        docs, items, version = load_squad(Path(args.squad), args.limit, args.seed, titles)
         title = (
-            f"SQuAD {version} ({Path(args.squad).name}): {len(items)} questions, seed {args.seed}"
+            f"SQuAD {version} ({Path(args.squad).name}"
+            f"{', held-out test articles' if args.heldout else ''}): "
+            f"{len(items)} questions, seed {args.seed}"
         )
         corpus = str(args.squad)
     else:
@@ -394,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", parents=[common], help="score the pipeline on gold questions")
     p.add_argument("gold", nargs="?", default="corpus/gold.jsonl", help="gold JSONL file")
     p.add_argument("--squad", help="a SQuAD v1.1/v2.0 JSON file instead of a gold file")
+    p.add_argument(
+        "--heldout",
+        action="store_true",
+        help="with --squad: only the articles the trained answerer never saw (qa.squad)",
+    )
     p.add_argument("--limit", type=_count, help="a seeded sample of this many questions")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (0)")
     p.add_argument("--top-k", type=_positive_int, help="passages per question (QA_TOP_K)")

@@ -17,7 +17,7 @@ import numpy as np
 from llama_index.core.schema import QueryBundle
 
 from qa.about import answer_about_article
-from qa.answer import REFUSAL, ExtractiveAnswerer, Selection
+from qa.answer import REFUSAL, ExtractiveAnswerer, Selection, emphasise
 from qa.citations import CitationVerifier, Passage, looks_like_refusal, split_sentences
 from qa.embedding import MiniLMEmbedding
 from qa.errors import QAError
@@ -34,6 +34,8 @@ from qa.llm import (
     trim_history,
 )
 from qa.memory import trim_memory
+from qa.reader import Reader
+from qa.refusal import RefusalModel
 from qa.retrieve import (
     DenseRetriever,
     HybridRetriever,
@@ -42,8 +44,6 @@ from qa.retrieve import (
 )
 from qa.settings import Settings
 from qa.store import Store, StoredPassage
-from qa.text import name_terms
-from qa.vocab import TermVectors
 
 RETRIEVERS = ("hybrid", "dense", "bm25")
 
@@ -108,6 +108,9 @@ class Engine:
         )
         self.store = Store(settings, index_fingerprint(settings))
         self.llm = LLMClient(settings) if settings.use_llm else None
+        # the reader and the refusal model ship with the package; one of each per engine
+        self.reader = Reader(settings.onnx_threads)
+        self.refusal = RefusalModel.load()
         self._reloading = threading.Lock()
         self.reload()
 
@@ -117,12 +120,9 @@ class Engine:
         table = PassageTable(list(self.store.iter_passages()))
         if not table.passages:
             raise QAError(f"the index at {self.store.where} is empty: run `qa index`")
-        vocab = TermVectors(*self.store.load_terms())
         # titles, sources and dates for citations, read once here rather than per question
         articles = self.store.committed_articles()
-        sources = {m.get("source") or "" for m in articles.values()}
-        provenance = set().union(*(name_terms(f"In {s}") for s in sources))
-        answerer = ExtractiveAnswerer(table.keyword, vocab, provenance=provenance)
+        answerer = ExtractiveAnswerer(table.keyword, self.reader, self.refusal)
         # one assignment, so that a question running during a reload sees old or new state,
         # never a mix of the two
         self._state = _State(table, articles, answerer)
@@ -211,27 +211,26 @@ class Engine:
     ) -> Iterator[str | dict[str, Any]]:
         result = self._extractive(question, history, top_k)
         result["notice"] = notice
-        if stream:
-            yield from answer_chunks(result["answer"])
+        if stream:  # the short answer in bold, as every surface shows it
+            yield from answer_chunks(emphasise(result))
         yield result
 
     def _extractive(self, question: str, history: list[dict], top_k: int) -> dict[str, Any]:
         state = self._state
         t0 = time.perf_counter()
         query = condense(question, history)
-        ((encoding, states),) = self.embedder.token_states([query])
-        vector = states.mean(axis=0)
-        vector = (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
-        hits = self.retrieve(query, top_k, vector, state.table)
+        vector = self.embedder.embed([query])[0]
+        # the reader reads more passages than are listed: a paraphrased question's answer
+        # is often ranked just below the top few
+        read = max(top_k, self.settings.read_passages)
+        hits = self.retrieve(query, read, vector, state.table)
         passages = [p for p, _ in hits]
         sentence_vecs = self._sentence_vectors(passages)
         t1 = time.perf_counter()
         selection = answer_about_article(question, state.articles, state.table.passages, passages)
         if selection is None:
-            selection = state.answerer.select(
-                question, query, vector, passages, sentence_vecs, (encoding, states, query)
-            )
-        result = self._render(question, query, hits, selection, state.articles)
+            selection = state.answerer.select(query, vector, passages, sentence_vecs)
+        result = self._render(question, query, hits, selection, state.articles, top_k)
         t2 = time.perf_counter()
         result["timings_ms"] = {
             "retrieve": round((t1 - t0) * 1000, 2),
@@ -355,7 +354,8 @@ class Engine:
             "answer": text,
             "refused": refused,
             "citations": [] if refused else citations,
-            "retrieved": _retrieved(hits),
+            "retrieved": _retrieved(hits, state.articles),
+            "answer_span": None,
             "query": query,
             "confidence": None,
             "evidence": {},
@@ -400,6 +400,7 @@ class Engine:
         hits: Sequence[tuple[StoredPassage, float]],
         selection: Selection,
         articles: dict[str, dict],
+        top_k: int,
     ) -> dict[str, Any]:
         numbers: dict[str, int] = {}
         highlights: dict[str, list[list[int]]] = {}
@@ -420,11 +421,15 @@ class Engine:
             "question": question,
             "answer": REFUSAL if selection.refused else " ".join(parts),
             "refused": selection.refused,
-            "citations": citations,
-            "retrieved": _retrieved(hits),
+            "citations": [] if selection.refused else citations,
+            "answer_span": None
+            if selection.refused or selection.span is None
+            else selection.span.as_dict(),
+            # on a refusal, the closest passages: a user can still read on
+            "retrieved": _retrieved(hits[:top_k], articles),
             "query": query,
             "confidence": round(selection.confidence, 4),
-            # what the answer-or-refuse decision weighed (see qa.answer.RefusalModel)
+            # what the answer-or-refuse decision weighed (see qa.refusal)
             "evidence": {k: round(float(v), 4) for k, v in selection.features.items()},
             "answerer": "extractive",
             "notice": None,
@@ -435,11 +440,14 @@ class Engine:
         return self.store.listing()
 
 
-def _retrieved(hits: Sequence[tuple[StoredPassage, float]]) -> list[dict[str, Any]]:
+def _retrieved(
+    hits: Sequence[tuple[StoredPassage, float]], articles: dict[str, dict]
+) -> list[dict[str, Any]]:
     return [
         {
             "passage_id": p.passage_id,
             "article_id": p.article_id,
+            "title": articles.get(p.article_id, {}).get("title") or p.article_id,
             "text": p.text,
             "score": round(s, 6),
             "rank": i + 1,

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import re
+import string
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +55,10 @@ METRIC_KEYS = (
     "n_answerable",
     "n_unanswerable",
 )
+#: SQuAD 2.0's own figures, for an answerer that reports its short answer (``answer_span``):
+#: exact match and token F1 of the span against the gold answers (best over them), over all
+#: questions, the answerable ones (HasAns) and the unanswerable ones (NoAns: 1 if refused).
+SQUAD_KEYS = ("em", "f1", "has_ans_em", "has_ans_f1", "no_ans_acc")
 TARGETS = {
     "hit_at_k": [">=", 0.95],
     "answer_accuracy": [">=", 0.90],
@@ -77,6 +83,7 @@ class GoldItem:
     unanswerable: bool = False
     history: list[dict] = field(default_factory=list)
     evidence_article: str | None = None  # SQuAD: the question's own paragraph
+    title: str | None = None  # SQuAD: the question's article
 
     def supported_by(self, passage_text: str, article_id: str) -> bool:
         if self.evidence_article is not None:
@@ -87,6 +94,33 @@ class GoldItem:
     def answered_by(self, answer: str) -> bool:
         text = normalize(answer)
         return any(normalize(a) in text for a in self.answers if a.strip())
+
+
+# The official SQuAD evaluation's normalisation and scores (evaluate-v2.0.py), restated: the
+# script is not a package, and these ten lines are all of it that is needed.
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation)
+
+
+def squad_normalize(text: str) -> list[str]:
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return _ARTICLES.sub(" ", text).split()
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    return float(any(squad_normalize(prediction) == squad_normalize(g) for g in golds))
+
+
+def token_f1(prediction: str, golds: Sequence[str]) -> float:
+    pred = squad_normalize(prediction)
+    best = 0.0
+    for gold in golds:
+        ref = squad_normalize(gold)
+        common = sum((Counter(pred) & Counter(ref)).values())
+        if common:
+            p, r = common / len(pred), common / len(ref)
+            best = max(best, 2 * p * r / (p + r))
+    return best
 
 
 def _parse_item(obj: object) -> GoldItem:
@@ -174,6 +208,8 @@ def score(
     """Metrics and the per-question table for answers in the engine's JSON shape.
     ``answers=False`` for retrieval-only systems: answer metrics are null."""
     per_question = []
+    has_em, has_f1, no_ans = [], [], []
+    spans = answers and any("answer_span" in r for r in results)
     hits, rr, correct, refused_ok, false_ref = [], [], [], [], []
     cite_ok, cite_recall = [], []
     for item, res, ms in zip(items, results, latencies, strict=True):
@@ -195,6 +231,14 @@ def score(
             "unanswerable": item.unanswerable,
             "failure": None,
         }
+        if spans:
+            span = (res.get("answer_span") or {}).get("text", "") if not refused else ""
+            row["span"] = span if not refused else None
+            if item.unanswerable:
+                no_ans.append(float(refused))
+            else:
+                has_em.append(exact_match(span, item.answers) if span else 0.0)
+                has_f1.append(token_f1(span, item.answers) if span else 0.0)
         if item.unanswerable:
             if answers:
                 refused_ok.append(refused)
@@ -241,6 +285,19 @@ def score(
         "n_answerable": sum(not i.unanswerable for i in items),
         "n_unanswerable": sum(i.unanswerable for i in items),
     }
+    if spans:
+        every = len(has_em) + len(no_ans)
+
+        def mean(xs: list[float]) -> float | None:
+            return round(float(np.mean(xs)), 4) if xs else None
+
+        metrics |= {
+            "em": round((sum(has_em) + sum(no_ans)) / every, 4) if every else None,
+            "f1": round((sum(has_f1) + sum(no_ans)) / every, 4) if every else None,
+            "has_ans_em": mean(has_em),
+            "has_ans_f1": mean(has_f1),
+            "no_ans_acc": mean(no_ans),
+        }
     return {"metrics": metrics, "per_question": per_question}
 
 

@@ -25,7 +25,10 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("index"), description="the persisted Chroma store")
     chroma_url: str | None = Field(None, description="a Chroma server instead of index_dir")
     collection_prefix: str = Field("qa", description="prefix of the Chroma collection names")
-    top_k: int = Field(5, ge=1, le=50, description="passages given to the answerer")
+    top_k: int = Field(5, ge=1, le=50, description="passages listed with an answer")
+    read_passages: int = Field(
+        10, ge=1, le=50, description="passages the reader reads (at least top_k)"
+    )
     candidates: int = Field(30, ge=1, le=500, description="hits per retriever before fusion")
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
     chunk_tokens: int = Field(128, ge=32, le=256, description="target passage length (tokens)")

@@ -13,11 +13,37 @@ from qa.errors import QAError
 from qa.evaluate import GoldItem
 from qa.ingest import make_document
 
+SQUAD_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "bench-data" / "squad"
+SPLIT_SEED = 14
+
+
+def squad_split(squad_dir: Path = SQUAD_DIR, seed: int = SPLIT_SEED) -> dict[str, set[str]]:
+    """Article titles of the SQuAD dev files, split for the trained answerer: ``train`` (the
+    reader learns from them), ``calibration`` (the refusal model is fitted on them) and
+    ``test`` (figures only). Held out: 6 of the 16 SQuAD 2.0-half articles (for the SQuAD
+    2.0 figures) and 6 articles only in v1.1, half of each to calibration. Seeded, so the
+    training scripts and ``qa eval --heldout`` agree."""
+    v1 = [a["title"] for a in json.loads((squad_dir / "dev-v1.1.json").read_text())["data"]]
+    v2 = [
+        a["title"]
+        for a in json.loads((squad_dir / "dev-v2.0-cs224n-half.json").read_text())["data"]
+    ]
+    rng = random.Random(seed)
+    held_v2 = rng.sample(sorted(v2), 6)
+    held_v1 = rng.sample(sorted(set(v1) - set(v2)), 6)
+    held = set(held_v2) | set(held_v1)
+    return {
+        "train": set(v1) - held,
+        "calibration": set(held_v2[:3]) | set(held_v1[:3]),
+        "test": set(held_v2[3:]) | set(held_v1[3:]),
+    }
+
 
 def load_squad(
-    path: Path, limit: int | None, seed: int
+    path: Path, limit: int | None, seed: int, titles: set[str] | None = None
 ) -> tuple[list[Document], list[GoldItem], str]:
-    """(paragraph documents, a seeded sample of questions, the file's version)."""
+    """(paragraph documents, a seeded sample of questions, the file's version). With
+    ``titles``, only those articles' questions are asked (every paragraph is indexed)."""
     if not path.is_file():
         raise QAError(f"SQuAD file {path} does not exist")
     try:
@@ -30,7 +56,8 @@ def load_squad(
     items: list[GoldItem] = []
     try:
         for a, article in enumerate(articles):
-            title = str(article.get("title", f"article {a}")).replace("_", " ")
+            raw_title = str(article.get("title", f"article {a}"))
+            title = raw_title.replace("_", " ")
             for p, para in enumerate(article["paragraphs"]):
                 pid = f"squad-{a}-{p}"
                 docs.append(
@@ -38,6 +65,8 @@ def load_squad(
                         pid, para["context"], title=title, path=pid, root=str(path), source="SQuAD"
                     )
                 )
+                if titles is not None and raw_title not in titles:
+                    continue
                 for qa in para["qas"]:
                     impossible = bool(qa.get("is_impossible", False))
                     answers = list(dict.fromkeys(x["text"] for x in qa.get("answers", [])))
@@ -50,6 +79,7 @@ def load_squad(
                             type="unanswerable" if impossible else "squad",
                             unanswerable=impossible,
                             evidence_article=pid,
+                            title=raw_title,
                         )
                     )
     except (KeyError, TypeError, AttributeError) as exc:

@@ -32,11 +32,13 @@ from typing import Any
 
 import gradio as gr
 
+from qa.answer import closest, emphasise
 from qa.errors import QAError
 from qa.service import UPLOAD_SUFFIXES, QAService
 
 log = logging.getLogger(__name__)
 
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
 NOT_IN_ARTICLES = "Not in the articles: the articles in the corpus don't answer this."
 # The extractive answer exists whole; a short pause between pieces makes the streaming
 # visible (and matches how an LLM answer would arrive) without slowing anyone down much.
@@ -100,9 +102,15 @@ def _esc(text: object) -> str:
 
 
 def _answer_html(text: str, streaming: bool = False) -> str:
-    """The answer sentences, escaped, with each ``[n]`` marker styled (still reading ``[n]``).
-    ``qa-streaming`` marks a message still arriving (the tests wait for it to go)."""
+    """The answer sentences, escaped, with each ``[n]`` marker styled (still reading ``[n]``)
+    and the short answer, written ``**`` in the text, in bold (a ``**`` still waiting for its
+    pair while streaming is not shown). ``qa-streaming`` marks a message still arriving (the
+    tests wait for it to go)."""
+    if text.count("**") % 2:
+        head, _, tail = text.rpartition("**")
+        text = head + tail
     body = _MARKER.sub(r'<span class="qa-ref">[\1]</span>', _esc(text))
+    body = _BOLD.sub(r'<strong class="qa-span">\1</strong>', body)
     kind = "qa-answer qa-streaming" if streaming else "qa-answer"
     return f'<div class="{kind}">{body}</div>'
 
@@ -152,15 +160,34 @@ def sources_html(citations: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def closest_html(result: dict[str, Any]) -> str:
+    """Under a refusal: the closest passages, so that a user can still read on."""
+    cards = [
+        '<div class="qa-source">'
+        '<div class="qa-source-head">'
+        f'<span class="qa-source-title">{_esc(r.get("title") or r.get("article_id"))}</span>'
+        "</div>"
+        f'<div class="qa-passage">{_esc(r.get("text") or "")}</div>'
+        "</div>"
+        for r in closest(result)
+    ]
+    if not cards:
+        return ""
+    return (
+        '<div class="qa-sources qa-closest"><div class="qa-sources-label">Closest passages'
+        "</div>" + "".join(cards) + "</div>"
+    )
+
+
 def answer_message(result: dict[str, Any]) -> str:
-    """The final chat message for an engine answer: the answer and its sources, or the
-    plain refusal."""
+    """The final chat message for an engine answer: the answer (its short answer in bold)
+    and its sources, or the plain refusal and the closest passages."""
     notice = result.get("notice")
     note = f'<div class="qa-notice">Note: {_esc(notice)}.</div>' if notice else ""
     if result.get("refused"):
         text = NOT_IN_ARTICLES if result.get("answerer") != "llm" else result["answer"]
-        return f'<div class="qa-answer qa-refusal">{_esc(text)}</div>{note}'
-    return _answer_html(result["answer"]) + note + sources_html(result.get("citations") or [])
+        return f'<div class="qa-answer qa-refusal">{_esc(text)}</div>{note}' + closest_html(result)
+    return _answer_html(emphasise(result)) + note + sources_html(result.get("citations") or [])
 
 
 def _question_message(question: str) -> str:

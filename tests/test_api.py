@@ -125,6 +125,11 @@ def test_upload_ask_delete_refuse(api: Running) -> None:
     with api.client() as c:
         before = c.post("/api/ask", json={"question": HAMSTER_Q}).json()
         assert before["refused"] is True
+        assert before["citations"] == [] and before["retrieved"]  # the closest passages
+        chat = c.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": HAMSTER_Q}]}
+        ).json()
+        assert "Closest passages:" in chat["choices"][0]["message"]["content"]
 
         r = c.post(
             "/api/articles",
@@ -209,6 +214,8 @@ def test_openai_client_plain(api: Running) -> None:
     assert "Sources:" in content
     citations = done.model_extra["citations"]
     assert citations[0]["n"] == 1 and "38 billion" in citations[0]["text"]
+    span = done.model_extra["answer_span"]["text"]
+    assert f"**{' '.join(span.split())}**" in content  # the short answer in bold
 
 
 def test_openai_client_streaming(api: Running) -> None:
@@ -226,6 +233,8 @@ def test_openai_client_streaming(api: Running) -> None:
     chunks = list(stream)
     assert len(chunks) > 3  # streamed in pieces
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert "**" in text  # the short answer in bold, streamed as Markdown
+    text = text.replace("**", "")
     assert "nine operations" in text and "[1]" in text
     assert chunks[-1].choices[0].finish_reason == "stop"
     citations = chunks[-1].model_extra["citations"]

@@ -46,12 +46,19 @@ def test_ask_json_and_text(index_env):
     assert "38 billion cubic meters" in result["answer"]
     assert any("38 billion cubic meters" in c["text"] for c in result["citations"])
 
+    span = result["answer_span"]
+    assert span and " ".join(span["text"].split()) in result["answer"]
+
     proc = run_qa("ask", "--json", "Who won the 2014 World Cup?", env=index_env)
     assert json.loads(proc.stdout)["refused"] is True
+    proc = run_qa("ask", "Who won the 2014 World Cup?", env=index_env)
+    assert "don't answer" in proc.stdout and "Closest passages:" in proc.stdout
+    assert "Sources:" not in proc.stdout
 
-    proc = run_qa("ask", "What did China and Russia veto at the UN?", env=index_env)
+    proc = run_qa("ask", "When was The Diplomat article published?", env=index_env)
     assert proc.returncode == 0
     assert "[1]" in proc.stdout and "Sources:" in proc.stdout and "The Diplomat" in proc.stdout
+    assert proc.stdout.count("**") == 2  # the short answer, in bold (Markdown when piped)
 
 
 def test_list_json(index_env):

@@ -182,6 +182,10 @@ def test_chat_streams_a_cited_answer_with_its_sources(browser, live, tmp_path):
     assert "[1]" in answer and "38 billion cubic meters" in answer
     assert len(partials) >= 2, f"the answer arrived in one piece: {partials}"
     assert all(answer.startswith(_text(p)) for p in partials)
+    # the short answer itself is in bold
+    span = expected["answer_span"]["text"]
+    bold = reply.locator("strong.qa-span")
+    assert bold.count() == 1 and _text(bold.inner_text()) == _text(span)
 
     sources = page.locator("#qa-chat .qa-sources").last
     assert sources.is_visible()
@@ -233,7 +237,11 @@ def test_refusal_and_bad_input_read_plainly(browser, live, tmp_path):
     reply, _ = _ask(page, "Who won the 2018 FIFA World Cup final in Moscow?")
     assert _text(reply.inner_text()) == NOT_IN_ARTICLES
     assert "qa-refusal" in (reply.get_attribute("class") or "")
-    assert page.locator("#qa-chat .qa-sources").count() == 0
+    # no sources, but the closest passages, so that the user can read on
+    assert page.locator("#qa-chat .qa-sources:not(.qa-closest)").count() == 0
+    closest = page.locator("#qa-chat .qa-closest").last
+    assert closest.is_visible() and "Closest passages" in closest.inner_text()
+    assert closest.locator(".qa-source").count() == 3
 
     reply, _ = _ask(page, "x" * (MAX_QUESTION + 1))
     text = reply.inner_text()

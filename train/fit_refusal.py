@@ -1,0 +1,314 @@
+"""Fit the refusal model (``qa/models/refusal.json``) on what the product sees at question
+time: the passages its hybrid retrieval returns and the shipped reader's readings of them.
+
+Questions, each labelled answerable or not:
+- SQuAD v1.1 questions of the *calibration* held-out articles (never trained on by the
+  reader), asked of an index of all SQuAD dev paragraphs: answerable;
+- the same questions with their own paragraph taken out of the results, and every passage
+  holding a gold answer with it (as if the paragraph had never been indexed): unanswerable,
+  and plausible, since the rest of the article is about the same thing;
+- SQuAD 2.0's unanswerable questions of those articles: adversarial unanswerable ones;
+- the development sets over other news (``bench/devsets``: Reuters ``reuters_a`` and BBC,
+  written by a session that never saw the system) and ``corpus/dev.jsonl``.
+``corpus/gold.jsonl`` is never used. ``reuters_b`` and the *test* held-out SQuAD articles
+are kept out, so that ``make eval`` reports on questions the whole answerer never saw.
+
+Each source counts the same in the fit (sample weights), so SQuAD's thousands of questions
+don't drown the news questions. The threshold is then set on the news questions'
+cross-validated scores: the lowest that refuses at most ``--max-false-refusal`` of their
+answerable questions.
+
+Run: ``.venv/bin/python train/fit_refusal.py`` (after ``train/train_reader.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench" / "devsets"))
+
+from corpora import dev_questions  # noqa: E402
+from corpora import write as write_corpus  # noqa: E402
+
+from qa.embedding import MiniLMEmbedding  # noqa: E402
+from qa.engine import Engine  # noqa: E402
+from qa.evaluate import GoldItem, normalize, read_gold  # noqa: E402
+from qa.indexer import index_corpus, index_documents  # noqa: E402
+from qa.refusal import FEATURES, MODEL_PATH  # noqa: E402
+from qa.settings import Settings  # noqa: E402
+from qa.squad import load_squad, squad_split  # noqa: E402
+
+SQUAD = ROOT.parent / "shared" / "bench-data" / "squad"
+SEED = 14
+
+
+def collect(
+    engine: Engine, items: Iterable[GoldItem], source: str, drop_own: bool = False
+) -> list[dict]:
+    """Per question: every passage's option (the choice features, whether its answer
+    sentence holds a gold answer, and the refusal features were it chosen) and the label."""
+    rows = []
+    n = max(engine.settings.top_k, engine.settings.read_passages)
+    answerer = engine.answerer
+    for item in items:
+        vector = engine.embedder.embed([item.question])[0]
+        hits = engine.retrieve(item.question, n + (15 if drop_own else 0), vector)
+        passages = [p for p, _ in hits]
+        if drop_own:  # as if the question's own paragraph had never been indexed
+            gold = [normalize(a) for a in item.answers]
+            passages = [
+                p
+                for p in passages
+                if p.article_id != item.evidence_article
+                and not any(g in normalize(p.text) for g in gold)
+            ]
+        passages = passages[:n]
+        if not passages:
+            continue  # nothing left to read: refused without a decision to learn from
+        vectors = engine.store.sentence_vectors(p.passage_id for p in passages)
+        readings, options = answerer.options(item.question, vector, passages, vectors)
+        answerable = not (item.unanswerable or drop_own)
+        rows.append(
+            {
+                "source": source,
+                "id": item.id + ("-dropped" if drop_own else ""),
+                # cross-validation folds keep an article's questions together
+                "group": item.title or f"{source}-{item.id}",
+                "answerable": answerable,
+                "options": [
+                    {
+                        "choice": list(o.choice),
+                        "correct": answerable
+                        and item.answered_by(" ".join(o.passage.text[s:e] for s, e in o.quoted)),
+                        "features": answerer.evidence(
+                            item.question, vector, passages, vectors, readings, o
+                        ),
+                    }
+                    for o in options
+                ],
+            }
+        )
+    return rows
+
+
+def fit_choice(rows: list[dict]) -> list[float]:
+    """Weights of the choice among a question's options, learned as a pairwise logistic
+    regression (no intercept) on answerable questions with gold answers: for every option
+    whose sentence holds the answer against every one whose sentence doesn't, which is
+    which from the difference of their choice features."""
+    from sklearn.linear_model import LogisticRegression
+
+    diffs, labels = [], []
+    for r in rows:
+        good = [np.array(o["choice"]) for o in r["options"] if o["correct"]]
+        bad = [np.array(o["choice"]) for o in r["options"] if not o["correct"]]
+        for g in good:
+            for b in bad:
+                diffs += [g - b, b - g]
+                labels += [1, 0]
+    if len(set(labels)) < 2:
+        return [1.0, 0.0, 0.0]
+    model = LogisticRegression(fit_intercept=False, C=1.0, max_iter=2000)
+    model.fit(np.array(diffs), np.array(labels))
+    return model.coef_[0].round(6).tolist()
+
+
+def chosen(rows: list[dict], weights: list[float]) -> list[dict]:
+    """One row per question: the option the choice weights pick."""
+    out = []
+    for r in rows:
+        best = max(r["options"], key=lambda o: float(np.dot(weights, o["choice"])))
+        out.append({**r, "features": best["features"], "correct": best["correct"]})
+    return out
+
+
+def settings_for(where: Path, corpus: Path | None = None) -> Settings:
+    upd = {"index_dir": where, "chroma_url": None}
+    if corpus is not None:
+        upd["corpus_dir"] = corpus
+    return Settings().model_copy(update=upd)
+
+
+def dev_items(path: Path) -> list[GoldItem]:
+    items, problems = read_gold(path)
+    if problems:
+        raise SystemExit(f"{path}: {problems[0]}")
+    return items
+
+
+def shipped_dev_items() -> list[GoldItem]:
+    """``corpus/dev.jsonl`` holds questions and answerability only (no gold answers)."""
+    out = []
+    for k, line in enumerate((ROOT / "corpus" / "dev.jsonl").read_text().splitlines()):
+        if line.strip():
+            obj = json.loads(line)
+            out.append(GoldItem(f"dev{k}", obj["question"], [], [], "dev", not obj["answerable"]))
+    return out
+
+
+def gather(
+    tmp: Path, limit: int | None, embedder: MiniLMEmbedding, log, tiny: bool = False
+) -> list[dict]:
+    rng = random.Random(SEED)
+    rows: list[dict] = []
+    # SQuAD: one index of all dev paragraphs; questions of the calibration articles
+    docs, v1_items, _ = load_squad(SQUAD / "dev-v1.1.json", None, SEED)
+    _, v2_items, _ = load_squad(SQUAD / "dev-v2.0-cs224n-half.json", None, SEED)
+    split = squad_split()
+    if tiny:  # CI: the whole path on a few paragraphs, in seconds
+        docs = docs[:12]
+        kept = {d.doc_id for d in docs}
+        v1_items = [i for i in v1_items if i.evidence_article in kept]
+        v2_items = []
+        split["calibration"] = {i.title for i in v1_items}
+    s = settings_for(tmp / "squad")
+    log("indexing SQuAD dev paragraphs")
+    index_documents(s, docs, embedder=embedder, progress=False)
+    engine = Engine(s, embedder=embedder)
+    calib = split["calibration"]
+    answerable = [i for i in v1_items if i.title in calib]
+    # v2's paragraph ids differ from v1's (another file): map by question text instead
+    impossible = [i for i in v2_items if i.unanswerable and i.title in calib]
+    k = limit or 700
+    answerable = rng.sample(answerable, min(k, len(answerable)))
+    impossible = rng.sample(impossible, min(k, len(impossible)))
+    log(
+        f"SQuAD calibration: {len(answerable)} answerable (asked twice), "
+        f"{len(impossible)} adversarial"
+    )
+    rows += collect(engine, answerable, "squad")
+    rows += collect(engine, answerable, "squad-dropped", drop_own=True)
+    rows += collect(engine, impossible, "squad-adversarial")
+    # the news development sets, each over its own index
+    news = () if tiny else (("reuters", ["reuters_a.jsonl"]), ("bbc", ["bbc.jsonl"]))
+    for name, files in news:
+        corpus = tmp / f"corpus-{name}"
+        write_corpus(name, corpus)
+        s = settings_for(tmp / name, corpus)
+        log(f"indexing {name}")
+        index_corpus(s, embedder=embedder, progress=False)
+        engine = Engine(s, embedder=embedder)
+        for f in files:
+            items = dev_items(dev_questions(Path(f).stem, tmp / f))
+            rows += collect(engine, items[:limit] if limit else items, name)
+    s = settings_for(tmp / "shipped", ROOT / "corpus" / "articles")
+    index_corpus(s, embedder=embedder, progress=False)
+    engine = Engine(s, embedder=embedder)
+    items = shipped_dev_items()
+    rows += collect(engine, items[:limit] if limit else items, "shipped-dev")
+    return rows
+
+
+def fit(rows: list[dict], max_false_refusal: float, c: float = 1.0) -> tuple[dict, dict]:
+    """Logistic regression (scikit-learn), sources weighted equally; threshold from the
+    news questions' cross-validated (by article) scores."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    x = np.array([[r["features"][f] for f in FEATURES] for r in rows])
+    y = np.array([r["answerable"] for r in rows], dtype=int)
+    sources = [r["source"] for r in rows]
+    counts = {s: sources.count(s) for s in set(sources)}
+    w = np.array([len(rows) / (len(counts) * counts[s]) for s in sources])
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = (x - mean) / scale
+    groups = [r["group"] for r in rows]
+
+    def model() -> LogisticRegression:
+        return LogisticRegression(C=c, max_iter=2000)
+
+    cv = np.zeros(len(rows))
+    folds = GroupKFold(n_splits=min(5, len(set(groups))))
+    for train, test in folds.split(z, y, groups):
+        if len(set(y[train])) < 2:
+            continue  # a tiny sample's fold may hold one class only
+        m = model().fit(z[train], y[train], sample_weight=w[train])
+        cv[test] = m.decision_function(z[test])
+    news = np.array([s in ("reuters", "bbc", "shipped-dev") for s in sources])
+    ans = news & (y == 1)
+    # the bias shift that refuses at most max_false_refusal of the answerable news questions
+    shift = -float(np.quantile(cv[ans], max_false_refusal))
+    final = model().fit(z, y, sample_weight=w)
+    params = {
+        "features": list(FEATURES),
+        "mean": mean.round(6).tolist(),
+        "scale": scale.round(6).tolist(),
+        "weights": final.coef_[0].round(6).tolist(),
+        "bias": round(float(final.intercept_[0]) + shift, 6),
+        "threshold_shift": round(shift, 6),
+        "max_false_refusal": max_false_refusal,
+        "C": c,
+        "questions": {s: counts[s] for s in sorted(counts)},
+    }
+    report = {}
+    for s in sorted(counts):
+        sel = np.array([src == s for src in sources])
+        answered = cv[sel] + shift >= 0
+        ys = y[sel]
+        correct = np.array([r["correct"] for r, k in zip(rows, sel, strict=True) if k])
+        report[s] = {
+            "n": int(sel.sum()),
+            "false_refusal": _rate(~answered[ys == 1]),
+            "refused_unanswerable": _rate(~answered[ys == 0]),
+            "answer_accuracy": _rate((answered & correct)[ys == 1]),
+            "correct_if_never_refused": _rate(correct[ys == 1]),
+        }
+    return params, report
+
+
+def _rate(flags: np.ndarray) -> float | None:
+    return round(float(np.mean(flags)), 3) if len(flags) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=MODEL_PATH)
+    ap.add_argument("--max-false-refusal", type=float, default=0.10)
+    ap.add_argument("--limit", type=int, default=None, help="questions per source (CI: a few)")
+    ap.add_argument("--rows", type=Path, help="reuse (or write) the collected features here")
+    ap.add_argument("--work", type=Path, help="keep the indexes here (default: a temp folder)")
+    ap.add_argument("--tiny", action="store_true", help="a few questions, for CI: seconds")
+    args = ap.parse_args(argv)
+    if args.tiny:
+        args.limit = args.limit or 6
+    began = time.time()
+
+    def log(msg: str) -> None:
+        print(f"[{time.time() - began:6.0f}s] {msg}", flush=True)
+
+    if args.rows and args.rows.is_file():
+        rows = json.loads(args.rows.read_text())
+    else:
+        embedder = MiniLMEmbedding(0, 32)
+        if args.work:
+            rows = gather(args.work, args.limit, embedder, log, args.tiny)
+        else:
+            with tempfile.TemporaryDirectory(prefix="qa-fit-") as tmp:
+                rows = gather(Path(tmp), args.limit, embedder, log, args.tiny)
+        if args.rows:
+            args.rows.write_text(json.dumps(rows))
+    weights = fit_choice(rows)
+    params, report = fit(chosen(rows, weights), args.max_false_refusal)
+    params["choice"] = weights
+    params["report_cv"] = report
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(params, indent=1) + "\n")
+    for s, r in report.items():
+        log(f"{s:>18}: {r}")
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

