@@ -197,8 +197,8 @@ def test_llm_failure_gives_extractive_answer_in_time(llm, llm_engine, step, reas
     assert result["answerer"] == "extractive"
     assert reason in result["notice"] and "extractive answer" in result["notice"]
     assert GAS_TEXT in result["answer"] and result["citations"]
-    if stream:
-        assert "".join(pieces) == result["answer"]
+    if stream:  # the streamed text marks the short answer in bold
+        assert "".join(pieces).replace("**", "") == result["answer"]
     if step.get("status") == 429:
         assert len(llm.requests) > 1  # retried, within the deadline
 
