@@ -14,7 +14,6 @@ here: it is twenty lines of numpy, and transformers' pipeline would need PyTorch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -52,23 +51,16 @@ class Reader:
             raise FileNotFoundError(f"the reader model {onnx_path} is missing from the package")
         self.model_dir = model_dir
         self.max_span = max_span
-        self.threads = threads
-
-    @cached_property
-    def _session(self) -> ort.InferenceSession:
+        # loaded here, once, not on first use: two first questions at once would load twice
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        return ort.InferenceSession(
-            str(self.model_dir / "reader.onnx"), opts, providers=["CPUExecutionProvider"]
+        self._session = ort.InferenceSession(
+            str(onnx_path), opts, providers=["CPUExecutionProvider"]
         )
-
-    @cached_property
-    def _tokenizer(self) -> Tokenizer:
-        tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-        tok.enable_truncation(max_length=MAX_LEN, strategy="only_second")
-        tok.enable_padding(pad_id=0, pad_token="[PAD]")
-        return tok
+        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=MAX_LEN, strategy="only_second")
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 
     def read(self, question: str, passages: list[str]) -> list[Reading]:
         """One reading per passage, in order."""
