@@ -215,6 +215,7 @@ def test_follow_up_uses_the_conversation_and_new_chat_forgets_it(browser, live):
         {"role": "user", "content": GAS_Q},
         {"role": "assistant", "content": first["answer"]},
     ]
+
     def shown(result: dict) -> str:  # a refusal reads "Not in the articles: ..."
         return _text(NOT_IN_ARTICLES if result["refused"] else result["answer"])
 
