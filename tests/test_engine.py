@@ -63,8 +63,8 @@ def test_gas_question_answers_with_a_supporting_citation(engine):
             "Varyag",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="known weakness: the sentence matching 'naval drill' word for word "
-                "outscores the one naming the cruiser (an instance, not a synonym, of warship)",
+                reason="known miss: the reader prefers the passage repeating 'naval drill' "
+                "to the one naming the cruiser (an instance, not a synonym, of warship)",
             ),
         ),
         ("Who offered to turn CICA into a formal security mechanism?", "Xi Jinping"),
