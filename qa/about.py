@@ -1,12 +1,14 @@
 """Questions about the articles themselves: when one was published, who wrote it.
 
-They are answered from the article's own dateline or byline, not by sentence matching:
-"When was The Diplomat article published?" is closest in meaning to sentences *about* the
-gas deal ("... last week ..."), and "Who wrote it?" is "answered" by any sentence naming a
-person. So the article is picked (by the outlet or title the question names, else the best
-retrieved passage's), and its text is searched for the date its metadata gives, or for a
-byline. What the text doesn't show is refused, never filled in from metadata without a
-passage to cite.
+They are answered from the article's own dateline or byline, not by the trained reader,
+and this stays hand-written on purpose: the reader reads passages of text for what they
+say, not an article's metadata and layout, and was never trained on questions about the
+document itself. "When was The Diplomat article published?" is closest in meaning to
+sentences *about* the gas deal ("... last week ..."), and "Who wrote it?" is "answered" by
+any sentence naming a person. So the article is picked (by the outlet or title the
+question names, else the best retrieved passage's), and its text is searched for the date
+its metadata gives, or for a byline. What the text doesn't show is refused, never filled
+in from metadata without a passage to cite.
 """
 
 from __future__ import annotations
