@@ -65,12 +65,11 @@ class Selection:
     span: AnswerSpan | None = None
 
 
-def _sentences_around(p: StoredPassage, start: int, end: int) -> list[tuple[int, int]]:
-    """The passage's sentences (relative spans) that the span [start, end) touches; the whole
-    passage when its sentence spans are unknown."""
-    spans = parse_sentence_spans(p.sentences) or [(0, len(p.text))]
-    touched = [(s, e) for s, e in spans if s < max(end, start + 1) and e > start]
-    return touched[:2] or [min(spans, key=lambda se: abs(se[0] - start))]
+def _sentences_around(spans: list[tuple[int, int]], start: int, end: int) -> list[int]:
+    """Positions in ``spans`` (a passage's sentences) of the one or two that the span
+    [start, end) touches."""
+    touched = [k for k, (s, e) in enumerate(spans) if s < max(end, start + 1) and e > start]
+    return touched[:2] or [min(range(len(spans)), key=lambda k: abs(spans[k][0] - start))]
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -115,13 +114,14 @@ class ExtractiveAnswerer:
         readings = self.reader.read(query, [p.text for p in passages])
         options = []
         for i, (p, r) in enumerate(zip(passages, readings, strict=True)):
-            quoted = _sentences_around(p, r.start, r.end)
+            # the whole passage is one sentence when its sentence spans are unknown
+            spans = parse_sentence_spans(p.sentences) or [(0, len(p.text))]
+            picked = _sentences_around(spans, r.start, r.end)
+            quoted = [spans[k] for k in picked]
             vectors = sentence_vectors.get(p.passage_id)
-            spans = parse_sentence_spans(p.sentences)
             dense = 0.0
-            if vectors is not None and len(vectors) == len(spans) and spans:
-                picked = [spans.index(q) for q in quoted if q in spans]
-                dense = float(np.max(_cosine(query_vector, vectors[picked]))) if picked else 0.0
+            if vectors is not None and len(vectors) == len(spans):
+                dense = float(np.max(_cosine(query_vector, vectors[picked])))
             options.append(
                 Option(i, p, r.start, r.end, quoted, dense, (r.margin, dense, math.log1p(i)))
             )
@@ -178,18 +178,23 @@ class ExtractiveAnswerer:
         return Selection(confidence < 0, sentences, confidence, feats, span)
 
 
-def emphasise(result: dict, before: str = "**", after: str = "**") -> str:
+def emphasise(
+    result: dict, before: str = "**", after: str = "**", answer: str | None = None
+) -> str:
     """The answer text with its short answer (``answer_span``) marked: Markdown bold by
-    default, as the CLI, the chat and ``/v1`` show it. The JSON's ``answer`` stays plain."""
-    answer = result.get("answer") or ""
+    default, as the CLI, the chat and ``/v1`` show it. The JSON's ``answer`` stays plain.
+    ``answer``: the answer as displayed, if not as given (the CLI wraps it first; a line
+    break where the span has a space still matches)."""
+    shown = (result.get("answer") or "") if answer is None else answer
     span = result.get("answer_span")
     if not span or result.get("refused"):
-        return answer
+        return shown
     text = " ".join(span["text"].split())
-    at = answer.find(text) if text else -1
+    at = shown.replace("\n", " ").find(text) if text else -1
     if at < 0:
-        return answer
-    return f"{answer[:at]}{before}{text}{after}{answer[at + len(text) :]}"
+        return shown
+    end = at + len(text)
+    return f"{shown[:at]}{before}{shown[at:end]}{after}{shown[end:]}"
 
 
 def closest(result: dict, n: int = 3) -> list[dict]:

@@ -225,12 +225,17 @@ def markdown_sources(citations: list[dict[str, Any]]) -> str:
     lines = []
     for c in citations:
         where = ", ".join(x for x in (c.get("source"), c.get("published")) if x)
-        passage = " ".join(c["text"].split())
-        if len(passage) > 300:
-            passage = passage[:297].rstrip() + "…"
         lines.append(f"[{c['n']}] **{c['title']}**" + (f" — {where}" if where else ""))
-        lines.append(f"    > {passage}")
+        lines.append(_quoted(c["text"]))
     return SOURCES_HEADING + "\n".join(lines)
+
+
+def _quoted(text: str, limit: int = 300) -> str:
+    """A passage as a Markdown quote line, shortened to ``limit`` characters."""
+    passage = " ".join(text.split())
+    if len(passage) > limit:
+        passage = passage[: limit - 3].rstrip() + "…"
+    return f"    > {passage}"
 
 
 def markdown_closest(result: dict[str, Any]) -> str:
@@ -240,11 +245,7 @@ def markdown_closest(result: dict[str, Any]) -> str:
         return ""
     lines = []
     for r in shown:
-        passage = " ".join(r["text"].split())
-        if len(passage) > 300:
-            passage = passage[:297].rstrip() + "…"
-        lines.append(f"- **{r.get('title') or r['article_id']}**")
-        lines.append(f"    > {passage}")
+        lines += [f"- **{r.get('title') or r['article_id']}**", _quoted(r["text"])]
     return CLOSEST_HEADING + "\n".join(lines)
 
 

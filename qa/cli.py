@@ -51,20 +51,13 @@ def format_answer(
     there is one, then its numbered sources with title, source, date and passage; a refusal
     is followed by the closest passages instead (``answer=False``: all but the answer, which
     was streamed)."""
-    from qa.answer import closest
+    from qa.answer import closest, emphasise
 
-    before, after = bold or ("**", "**")
     lines = []
     if answer:
-        # wrap the plain text, then mark the short answer (escape codes have no width);
-        # wrapping only turns spaces into line breaks, so offsets hold
-        plain = textwrap.fill(result["answer"], width)
-        span = " ".join(((result.get("answer_span") or {}).get("text") or "").split())
-        at = plain.replace("\n", " ").find(span) if span and not result["refused"] else -1
-        if at >= 0:
-            end = at + len(span)
-            plain = f"{plain[:at]}{before}{plain[at:end]}{after}{plain[end:]}"
-        lines.append(plain)
+        # wrap the plain text, then mark the short answer (escape codes have no width)
+        wrapped = textwrap.fill(result["answer"], width)
+        lines.append(emphasise(result, *(bold or ("**", "**")), answer=wrapped))
     if result.get("notice"):
         lines += ["", f"(note: {result['notice']})"]
     if result["citations"]:

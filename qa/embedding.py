@@ -107,14 +107,6 @@ class MiniLMEmbedding(BaseEmbedding):
             out[i] = h.mean(axis=0)
         return _normalize(out)
 
-    def token_states(self, texts: list[str]) -> list[tuple[object, np.ndarray]]:
-        """(tokenizer encoding, contextual token states) of each text, for word-level matching."""
-        encodings = self._tokenizer.encode_batch(texts)
-        states: list[np.ndarray] = [np.empty(0)] * len(texts)
-        for i, h in self._run(encodings):
-            states[i] = h.copy()
-        return list(zip(encodings, states, strict=True))
-
     def embed_passages(
         self,
         texts: list[str],

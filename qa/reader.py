@@ -97,11 +97,6 @@ class Reader:
             end=enc.offsets[j][1],
             span_score=score,
             null_score=null,
-            start_lse=float(_logsumexp(s_ctx[context])),
-            end_lse=float(_logsumexp(e_ctx[context])),
+            start_lse=float(np.logaddexp.reduce(s_ctx[context])),
+            end_lse=float(np.logaddexp.reduce(e_ctx[context])),
         )
-
-
-def _logsumexp(x: np.ndarray) -> float:
-    m = float(np.max(x))
-    return m + float(np.log(np.sum(np.exp(x - m))))

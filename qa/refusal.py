@@ -68,14 +68,14 @@ def features(
 ) -> dict[str, float]:
     """The evidence for answering ``question`` with the span of passage ``chosen``."""
     r = readings[chosen]
-    start_norm = _logsumexp([x.start_lse for x in readings])
-    end_norm = _logsumexp([x.end_lse for x in readings])
+    start_norm = np.logaddexp.reduce([x.start_lse for x in readings])
+    end_norm = np.logaddexp.reduce([x.end_lse for x in readings])
     asked = query_terms(question)
     weights = {t: keyword.idf(t) for t in asked}
-    span_terms = set(terms(span_text))
+    span_list = terms(span_text)
+    span_terms = set(span_list)
     same = sum(
-        " ".join(terms(passage_texts[i][x.start : x.end])) == " ".join(terms(span_text))
-        for i, x in enumerate(readings)
+        terms(passage_texts[i][x.start : x.end]) == span_list for i, x in enumerate(readings)
     )
     return {
         "margin": _clip(r.margin),
@@ -86,8 +86,8 @@ def features(
             max((x.margin for i, x in enumerate(readings) if i != chosen), default=-20.0)
         ),
         "answer_odds": _clip(
-            _logsumexp([x.span_score for x in readings])
-            - _logsumexp([x.null_score for x in readings])
+            np.logaddexp.reduce([x.span_score for x in readings])
+            - np.logaddexp.reduce([x.null_score for x in readings])
         ),
         "span_words": math.log1p(len(span_text.split())),
         "agree": same / len(readings),
@@ -99,11 +99,6 @@ def features(
         "unknown": _share(weights, {t for t in asked if t not in keyword.df}),
         "span_in_question": len(span_terms & set(asked)) / len(span_terms) if span_terms else 1.0,
     }
-
-
-def _logsumexp(xs: Sequence[float]) -> float:
-    m = max(xs)
-    return m + math.log(sum(math.exp(x - m) for x in xs))
 
 
 @dataclass(frozen=True)

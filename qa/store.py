@@ -324,17 +324,6 @@ class Store:
         np.savez(tmp, terms=np.array(terms), vectors=means.astype(np.float16), counts=all_counts)
         tmp.replace(path)
 
-    def load_terms(self) -> tuple[list[str], np.ndarray]:
-        if self._terms_file is not None:
-            terms, vectors, _ = self._read_terms_file(self._terms_file)
-            return terms, vectors
-        ids: list[str] = []
-        vectors: list[np.ndarray] = []
-        for term, meta in _paged(self.terms, page=20000):
-            ids.append(term)
-            vectors.append(_decode_vector(meta["vector"]))
-        return ids, (np.vstack(vectors) if vectors else np.zeros((0, DIM), dtype=np.float32))
-
 
 def _paged(collection, page: int = 1000) -> Iterator[tuple[str, dict]]:
     """(id, metadata) of every record, read ``page`` records at a time."""

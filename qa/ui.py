@@ -134,6 +134,24 @@ def _highlighted(text: str, start: int, spans: Sequence[Sequence[int]]) -> str:
     return "".join(out)
 
 
+def _cards(label: str, cards: Sequence[tuple[str, str]], kind: str = "qa-sources") -> str:
+    """A labelled list of passage cards, each (escaped head HTML, escaped passage HTML)."""
+    if not cards:
+        return ""
+    body = "".join(
+        f'<div class="qa-source"><div class="qa-source-head">{head}</div>'
+        f'<div class="qa-passage">{passage}</div></div>'
+        for head, passage in cards
+    )
+    return f'<div class="{kind}"><div class="qa-sources-label">{label}</div>{body}</div>'
+
+
+def _title(item: dict[str, Any]) -> str:
+    return (
+        f'<span class="qa-source-title">{_esc(item.get("title") or item.get("article_id"))}</span>'
+    )
+
+
 def sources_html(citations: Sequence[dict[str, Any]]) -> str:
     """One card per cited passage: ``[n]``, title, source, date, and the passage."""
     cards = []
@@ -141,42 +159,18 @@ def sources_html(citations: Sequence[dict[str, Any]]) -> str:
         meta = " · ".join(_esc(x) for x in (c.get("source"), c.get("published")) if x)
         spans = c.get("highlights") or []
         passage = _highlighted(c.get("text") or "", int(c.get("start") or 0), spans)
-        cards.append(
-            '<div class="qa-source">'
-            '<div class="qa-source-head">'
-            f'<span class="qa-ref">[{int(c["n"])}]</span>'
-            f'<span class="qa-source-title">{_esc(c.get("title") or c.get("article_id"))}</span>'
+        head = (
+            f'<span class="qa-ref">[{int(c["n"])}]</span>{_title(c)}'
             f'<span class="qa-source-meta">{meta}</span>'
-            "</div>"
-            f'<div class="qa-passage">{passage}</div>'
-            "</div>"
         )
-    if not cards:
-        return ""
-    return (
-        '<div class="qa-sources"><div class="qa-sources-label">Sources</div>'
-        + "".join(cards)
-        + "</div>"
-    )
+        cards.append((head, passage))
+    return _cards("Sources", cards)
 
 
 def closest_html(result: dict[str, Any]) -> str:
     """Under a refusal: the closest passages, so that a user can still read on."""
-    cards = [
-        '<div class="qa-source">'
-        '<div class="qa-source-head">'
-        f'<span class="qa-source-title">{_esc(r.get("title") or r.get("article_id"))}</span>'
-        "</div>"
-        f'<div class="qa-passage">{_esc(r.get("text") or "")}</div>'
-        "</div>"
-        for r in closest(result)
-    ]
-    if not cards:
-        return ""
-    return (
-        '<div class="qa-sources qa-closest"><div class="qa-sources-label">Closest passages'
-        "</div>" + "".join(cards) + "</div>"
-    )
+    cards = [(_title(r), _esc(r.get("text") or "")) for r in closest(result)]
+    return _cards("Closest passages", cards, "qa-sources qa-closest")
 
 
 def answer_message(result: dict[str, Any]) -> str:

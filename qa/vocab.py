@@ -58,23 +58,3 @@ class TermAccumulator:
             else:
                 self.sums[term] = np.array(vec, dtype=np.float32)
                 self.counts[term] = 1
-
-
-class TermVectors:
-    """The stored term vectors held in memory (normalised), for the answerer."""
-
-    def __init__(self, ids: list[str], vectors: np.ndarray) -> None:
-        self.index = {t: i for i, t in enumerate(ids)}
-        if len(ids):
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            self.matrix = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-        else:
-            self.matrix = np.zeros((0, 1), dtype=np.float32)
-
-    def similarity(self, text_terms: list[str] | set[str], query: np.ndarray) -> np.ndarray:
-        """For each row of ``query`` (term vectors of the question), the best cosine with any
-        of ``text_terms``; zeros when none of them has a vector."""
-        rows = [self.index[t] for t in text_terms if t in self.index]
-        if not rows or not len(query):
-            return np.zeros(len(query), dtype=np.float32)
-        return (self.matrix[rows] @ query.T).max(axis=0)
