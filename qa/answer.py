@@ -152,6 +152,7 @@ class ExtractiveAnswerer:
             option.dense,
             dense_best,
             self.keyword,
+            p.passage_id,
         )
 
     def select(

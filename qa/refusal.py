@@ -65,6 +65,7 @@ def features(
     dense: float,
     dense_best: float,
     keyword: KeywordIndex,
+    passage_id: str | None = None,
 ) -> dict[str, float]:
     """The evidence for answering ``question`` with the span of passage ``chosen``."""
     r = readings[chosen]
@@ -95,7 +96,12 @@ def features(
         "dense": dense,
         "dense_best": dense_best,
         "coverage": _share(weights, set(terms(sentence_text))),
-        "coverage_passage": _share(weights, set(terms(passage_texts[chosen]))),
+        # the chosen passage's terms as the keyword index holds them since indexing
+        "coverage_passage": _share(
+            weights,
+            (passage_id and keyword.terms_by_key.get(passage_id))
+            or set(terms(passage_texts[chosen])),
+        ),
         "unknown": _share(weights, {t for t in asked if t not in keyword.df}),
         "span_in_question": len(span_terms & set(asked)) / len(span_terms) if span_terms else 1.0,
     }
