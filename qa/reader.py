@@ -55,6 +55,8 @@ class Reader:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # no busy-waiting between ops: a server runs several sessions at once on few cores
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(onnx_path), opts, providers=["CPUExecutionProvider"]
         )
