@@ -93,12 +93,42 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, f"internal error ({type(exc).__name__})")
 
 
+# How far past its limit a rejected body is still read, and thrown away, before the 413 goes
+# out. A body beyond this is answered at once and the connection closed under it: a client that
+# reads only after sending all of its body (urllib) may then see a reset instead of the 413,
+# but nobody gets to make the server read an endless body.
+DRAIN_BYTES = 64 * 1024 * 1024
+
+
+async def _drain(receive: Receive, budget: int) -> bool:
+    """Read and discard the rest of the request body, at most ``budget`` more bytes (each chunk
+    is dropped as it comes, nothing is kept). True if the body came to its end: the connection
+    is clean; False if it was cut off or the client went away."""
+    while True:
+        got = await receive()
+        if got["type"] != "http.request":
+            return False
+        if not got.get("more_body", False):
+            return True
+        budget -= len(got.get("body", b""))
+        if budget < 0:
+            return False
+
+
 class BodyLimit:
     """ASGI middleware: 413 for a body over its limit, by Content-Length or as it streams in.
 
     Hand-written because FastAPI's own ``max_body_size`` answers in plain text, not the JSON
     error every other status gets here. Uploads get their own, larger limit; paths outside
     ``/api`` and ``/v1`` (the web chat) keep Gradio's limits.
+
+    The rest of a rejected body is read and thrown away (up to ``DRAIN_BYTES`` past the limit)
+    before the 413 is sent. Answering at once and closing, as this used to, closes the socket
+    with the client's data still unread in it: the kernel then sends a reset, and a client
+    still sending (``urllib``, which reads only once it has sent everything) gets
+    ``ConnectionResetError`` and never the 413, which the reset throws away. Where the body is
+    not read to its end, the 413 says ``Connection: close``: that stream can't carry another
+    request.
     """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
@@ -113,10 +143,24 @@ class BodyLimit:
             return
         upload = path.rstrip("/") == "/api/articles" and scope.get("method") == "POST"
         limit = self.upload_limit if upload else self.json_limit
+        cap = limit + DRAIN_BYTES
         message = f"{'an upload' if upload else 'a request body'} may be at most {limit} bytes"
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+
+        async def reject(clean: bool) -> None:
+            headers = None if clean else {"Connection": "close"}
+            await error_response(413, message, headers)(scope, receive, send)
+
+        sent_headers = dict(scope.get("headers") or [])
+        declared = sent_headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await error_response(413, message)(scope, receive, send)
+            if sent_headers.get(b"expect", b"").lower() == b"100-continue":
+                # the client waits for "100 Continue" before it sends the body (curl does for
+                # large ones): the 413 instead, and it sends nothing. Reading would invite it all
+                await reject(clean=False)
+            elif int(declared) > cap:
+                await reject(clean=False)  # too long to drain: answered at once, see DRAIN_BYTES
+            else:
+                await reject(await _drain(receive, cap))
             return
         seen, started, too_large = 0, False, False
 
@@ -143,7 +187,7 @@ class BodyLimit:
             if not too_large:
                 raise
         if too_large and not started:
-            await error_response(413, message)(scope, receive, send)
+            await reject(await _drain(receive, cap - seen))
 
 
 def require_key(settings: Settings):
