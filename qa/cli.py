@@ -176,6 +176,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{a['article_id']}  {a['title']}" + (f"  ({meta})" if meta else ""))
         print(f"    {a['passages']} passages")
     print(f"{len(listing['articles'])} articles, {listing['passages']} passages")
+    if listing["sources"]:
+        print(f"indexed from: {', '.join(listing['sources'])}")
     return 0
 
 
@@ -411,7 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("index", parents=[common], help="ingest articles into the index")
-    p.add_argument("paths", nargs="*", help="files or folders (default: the corpus folder)")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        help="files or folders (default: those the index was built from; for a new index, "
+        "the corpus folder)",
+    )
     p.add_argument("--rebuild", action="store_true", help="drop the index and build it anew")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_index)

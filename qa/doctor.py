@@ -5,15 +5,16 @@ re-indexing: duplicates, passages of deleted articles still answering, articles 
 missing, or vectors from another embedder mixed in. Each is checked here:
 
 - the index was built with this embedder and chunking (else: rebuild, never mixed);
-- every article of the corpus folder is indexed, with its current text;
-- nothing is indexed from the corpus folder that is no longer in it;
+- every article of the index's sources (the folders and files ``qa index`` recorded; the
+  corpus folder for an index older than recorded sources) is indexed, with its current text;
+- nothing is indexed from those sources that is no longer in them, and they all still exist;
 - no orphan passages (of no committed article; sentence vectors live inside their passage's
   record, so they can't be orphaned);
 - no duplicate passages (one article span stored twice) and the passage count each article
   record holds matches its passages.
 
-``--fix`` removes orphans and duplicates and brings the index in line with the corpus
-(``qa index`` on the corpus folder).
+``--fix`` removes orphans and duplicates and brings the index in line with its sources
+(a bare ``qa index``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.errors import QAError
-from qa.indexer import index_corpus, index_fingerprint
+from qa.indexer import corpus_scope, in_scope, index_corpus, index_fingerprint
 from qa.ingest import read_corpus
+from qa.locking import write_lock
 from qa.settings import Settings
 from qa.store import Store
 
@@ -33,6 +35,8 @@ from qa.store import Store
 class Diagnosis:
     articles: int = 0
     passages: int = 0
+    sources: list[str] = field(default_factory=list)
+    lost_sources: list[str] = field(default_factory=list)  # recorded, no longer there
     missing: list[str] = field(default_factory=list)  # in the corpus, not indexed
     stale: list[str] = field(default_factory=list)  # indexed with older text
     gone: list[str] = field(default_factory=list)  # indexed, no longer in the corpus
@@ -44,6 +48,7 @@ class Diagnosis:
     def healthy(self) -> bool:
         return not any(
             (
+                self.lost_sources,
                 self.missing,
                 self.stale,
                 self.gone,
@@ -55,10 +60,13 @@ class Diagnosis:
 
     def lines(self) -> list[str]:
         out = [f"index: {self.articles} articles, {self.passages} passages"]
+        if self.sources:
+            out.append(f"sources: {', '.join(self.sources)}")
         for label, items in (
-            ("not indexed (in the corpus)", self.missing),
+            ("sources that no longer exist", self.lost_sources),
+            ("not indexed (in the sources)", self.missing),
             ("indexed with older text", self.stale),
-            ("indexed but no longer in the corpus", self.gone),
+            ("indexed but no longer in the sources", self.gone),
             ("orphan passages (no article)", self.orphan_passages),
             ("duplicate passages", self.duplicate_passages),
             ("article records whose passage count is wrong", self.miscounted),
@@ -79,10 +87,13 @@ def diagnose(settings: Settings) -> Diagnosis:
     passages = list(store.iter_passages())
     d.articles, d.passages = len(committed), len(passages)
 
-    corpus = Path(settings.corpus_dir)
-    if corpus.is_dir():
-        docs, _ = read_corpus([corpus], corpus)
-        root = str(corpus.resolve())
+    recorded = store.sources()
+    roots = [Path(p) for p in recorded] or [Path(settings.corpus_dir)]
+    d.sources = [str(r) for r in roots]
+    d.lost_sources = [str(r) for r in roots if recorded and not r.exists()]
+    roots = [r for r in roots if r.exists()]
+    if roots:
+        docs, _ = read_corpus(roots, Path(settings.corpus_dir))
         present = {doc.doc_id: doc for doc in docs}
         hashes = {m.get("content_hash"): aid for aid, m in committed.items()}
         for aid, doc in present.items():
@@ -92,8 +103,9 @@ def diagnose(settings: Settings) -> Diagnosis:
                     d.missing.append(aid)
             elif meta.get("content_hash") != doc.metadata["content_hash"]:
                 d.stale.append(aid)
+        scope = corpus_scope(roots)
         d.gone = sorted(
-            aid for aid, m in committed.items() if m.get("root") == root and aid not in present
+            aid for aid, m in committed.items() if in_scope(m, scope) and aid not in present
         )
 
     d.orphan_passages = sorted(p.passage_id for p in passages if p.article_id not in committed)
@@ -114,18 +126,24 @@ def diagnose(settings: Settings) -> Diagnosis:
 
 def repair(settings: Settings, d: Diagnosis) -> list[str]:
     """Fix what ``diagnose`` found; returns what was done, one line each."""
+    if d.lost_sources:
+        raise QAError(
+            f"{', '.join(d.lost_sources)}: recorded as sources of the index but gone; "
+            "rebuild from what exists (`qa index --rebuild PATH ...`)"
+        )
     done: list[str] = []
-    store = Store(settings, index_fingerprint(settings), create=True)
-    broken = sorted(set(d.miscounted) | _articles_of(store, d.duplicate_passages))
-    if d.orphan_passages:
-        store.passages.delete(ids=d.orphan_passages)
-        done.append(f"removed {len(d.orphan_passages)} orphan passages")
-    if broken:
-        store.delete_articles(broken)  # indexed again below from the corpus
-        done.append(f"re-indexing {len(broken)} articles with duplicate or miscounted passages")
-    if Path(settings.corpus_dir).is_dir():
+    with write_lock(settings, "waiting for another process writing the index to finish…"):
+        store = Store(settings, index_fingerprint(settings), create=True)
+        broken = sorted(set(d.miscounted) | _articles_of(store, d.duplicate_passages))
+        if d.orphan_passages:
+            store.passages.delete(ids=d.orphan_passages)
+            done.append(f"removed {len(d.orphan_passages)} orphan passages")
+        if broken:
+            store.delete_articles(broken)  # indexed again below from the sources
+            done.append(f"re-indexing {len(broken)} articles with duplicate or miscounted passages")
+    if any(Path(p).exists() for p in d.sources):
         report = index_corpus(settings, None, progress=False)
-        done.append(f"brought the index in line with the corpus: {report.summary()}")
+        done.append(f"brought the index in line with its sources: {report.summary()}")
     elif broken:
         raise QAError(f"{settings.corpus_dir} is missing: the removed articles can't be re-read")
     return done

@@ -13,7 +13,7 @@ second pass over the text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -113,23 +113,18 @@ class MiniLMEmbedding(BaseEmbedding):
         self,
         texts: list[str],
         sentence_spans: list[list[tuple[int, int]]],
-        on_states: Callable[[str, object, np.ndarray], None] | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Passage vectors and, from the same pass, each passage's sentence vectors.
 
         ``sentence_spans[i]`` are character spans relative to ``texts[i]``. A sentence's
         vector is the normalised mean of the token states whose characters fall inside
         it; a sentence cut off by the 256-token window gets the passage vector.
-        ``on_states(text, encoding, states)`` sees every passage's token states (the index
-        collects its term vectors there).
         """
         encodings = self._tokenizer.encode_batch(texts)
         passage_vecs = np.zeros((len(texts), DIM), dtype=np.float32)
         sentence_vecs: list[np.ndarray] = [np.empty(0)] * len(texts)
         for i, h in self._run(encodings):
             enc = encodings[i]
-            if on_states is not None:
-                on_states(texts[i], enc, h)
             pooled = h.mean(axis=0)
             passage_vecs[i] = pooled
             offsets = np.asarray(enc.offsets)

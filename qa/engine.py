@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from llama_index.core.schema import QueryBundle
@@ -43,7 +43,9 @@ from qa.retrieve import (
     PassageTable,
 )
 from qa.settings import Settings
-from qa.store import Store, StoredPassage
+from qa.store import IndexGone, Store, StoredPassage
+
+T = TypeVar("T")
 
 RETRIEVERS = ("hybrid", "dense", "bm25")
 
@@ -85,6 +87,7 @@ def answer_chunks(text: str, words: int = 3) -> Iterator[str]:
 class _State:
     """What ``reload`` derives from the index; swapped whole."""
 
+    store: Store  # the build the table was read from
     table: PassageTable
     articles: dict[str, dict]
     answerer: ExtractiveAnswerer
@@ -106,7 +109,6 @@ class Engine:
         self.embedder = embedder or MiniLMEmbedding(
             settings.onnx_threads, settings.embed_batch_size
         )
-        self.store = Store(settings, index_fingerprint(settings))
         self.llm = LLMClient(settings) if settings.use_llm else None
         # the reader and the refusal model ship with the package; one of each per engine
         self.reader = Reader(settings.onnx_threads)
@@ -115,30 +117,55 @@ class Engine:
         self.reload()
 
     def reload(self) -> None:
-        """Re-read the stored passages (after an index change) and rebuild the keyword side."""
-        generation = self.store.generation()  # read first: a change during the reload shows
-        table = PassageTable(list(self.store.iter_passages()))
+        """Re-read the stored passages (after an index change, or a switch to a new build)
+        and rebuild the keyword side. A rebuild elsewhere can switch builds again while this
+        reads (``IndexGone``): then it reads the newer one."""
+        for attempt in range(3):
+            try:
+                store = Store(self.settings, index_fingerprint(self.settings))
+                generation = store.generation()  # read first: a change during the reload shows
+                table = PassageTable(list(store.iter_passages()))
+                # titles, sources and dates for citations, read once here, not per question
+                articles = store.committed_articles()
+                break
+            except IndexGone:
+                if attempt == 2:
+                    raise
         if not table.passages:
-            raise QAError(f"the index at {self.store.where} is empty: run `qa index`")
-        # titles, sources and dates for citations, read once here rather than per question
-        articles = self.store.committed_articles()
+            raise QAError(f"the index at {store.where} is empty: run `qa index`")
         answerer = ExtractiveAnswerer(table.keyword, self.reader, self.refusal)
         # one assignment, so that a question running during a reload sees old or new state,
         # never a mix of the two
-        self._state = _State(table, articles, answerer)
+        self._state = _State(store, table, articles, answerer)
         self._generation = generation
         trim_memory()  # the load's transient allocations (see qa.memory)
 
-    def refresh(self) -> None:
-        """Reload if another process changed the index since (one cheap metadata read). One
-        thread reloads; the others answer from the state they have meanwhile."""
+    def refresh(self, wait: bool = False) -> None:
+        """Reload if another process changed the index since (two cheap metadata reads). One
+        thread reloads; the others answer from the state they have meanwhile, unless
+        ``wait``: a question whose build was dropped waits for the reload."""
         if self.store.generation() == self._generation:
             return
-        if self._reloading.acquire(blocking=False):
+        if self._reloading.acquire(blocking=wait):
             try:
-                self.reload()
+                if self.store.generation() != self._generation:
+                    self.reload()
             finally:
                 self._reloading.release()
+
+    def on_live_index(self, work: Callable[[_State], T]) -> T:
+        """``work`` on the current state; if a rebuild in another process dropped the build
+        it reads from, once more after reloading the new build, so that a question asked
+        during a rebuild is answered, not failed."""
+        try:
+            return work(self._state)
+        except IndexGone:
+            self.refresh(wait=True)
+            return work(self._state)
+
+    @property
+    def store(self) -> Store:
+        return self._state.store
 
     @property
     def table(self) -> PassageTable:
@@ -152,9 +179,10 @@ class Engine:
     def answerer(self) -> ExtractiveAnswerer:
         return self._state.answerer
 
-    def _retriever(self, table: PassageTable, top_k: int):
+    def _retriever(self, state: _State, top_k: int):
         n = max(self.settings.candidates, top_k)
-        dense = DenseRetriever(self.store, table, self.embedder, n)
+        table = state.table
+        dense = DenseRetriever(state.store, table, self.embedder, n)
         keyword = KeywordRetriever(table, n)
         if self.retriever_name == "dense":
             return dense
@@ -167,14 +195,14 @@ class Engine:
         query: str,
         top_k: int,
         vector: np.ndarray | None = None,
-        table: PassageTable | None = None,
+        state: _State | None = None,
     ) -> list[tuple[StoredPassage, float]]:
-        table = table or self.table
+        state = state or self._state
         if vector is None:
             vector = self.embedder.embed([query])[0]
         bundle = QueryBundle(query_str=query, embedding=vector.tolist())
-        hits = self._retriever(table, top_k).retrieve(bundle)[:top_k]
-        return [(table.by_id[h.node.node_id], float(h.score or 0.0)) for h in hits]
+        hits = self._retriever(state, top_k).retrieve(bundle)[:top_k]
+        return [(state.table.by_id[h.node.node_id], float(h.score or 0.0)) for h in hits]
 
     def ask(self, question: object, history: object = None, top_k: object = None) -> dict[str, Any]:
         """The answer as JSON (see the README), from the LLM when one is configured, else
@@ -216,16 +244,20 @@ class Engine:
         yield result
 
     def _extractive(self, question: str, history: list[dict], top_k: int) -> dict[str, Any]:
-        state = self._state
+        return self.on_live_index(lambda state: self._extract(state, question, history, top_k))
+
+    def _extract(
+        self, state: _State, question: str, history: list[dict], top_k: int
+    ) -> dict[str, Any]:
         t0 = time.perf_counter()
         query = condense(question, history)
         vector = self.embedder.embed([query])[0]
         # the reader reads more passages than are listed: a paraphrased question's answer
         # is often ranked just below the top few
         read = max(top_k, self.settings.read_passages)
-        hits = self.retrieve(query, read, vector, state.table)
+        hits = self.retrieve(query, read, vector, state)
         passages = [p for p, _ in hits]
-        sentence_vecs = self._sentence_vectors(passages)
+        sentence_vecs = state.store.sentence_vectors(p.passage_id for p in passages)
         t1 = time.perf_counter()
         selection = answer_about_article(question, state.articles, state.table.passages, passages)
         if selection is None:
@@ -243,9 +275,6 @@ class Engine:
         s = self.settings
         return [x.get_secret_value() for x in (s.llm_api_key, s.api_key, s.ui_password) if x]
 
-    def _sentence_vectors(self, passages: Sequence[StoredPassage]) -> dict[str, np.ndarray]:
-        return self.store.sentence_vectors(p.passage_id for p in passages)
-
     def _generated_events(
         self, question: str, history: list[dict], top_k: int, stream: bool
     ) -> Iterator[str | dict[str, Any]]:
@@ -254,7 +283,6 @@ class Engine:
         Whatever goes wrong with the LLM ends in the extractive answer with a notice."""
         assert self.llm is not None
         llm = self.llm
-        state = self._state
         t0 = time.perf_counter()
         deadline = llm.deadline()
         turns = trim_history(
@@ -272,9 +300,14 @@ class Engine:
         except LLMUnavailable as exc:
             yield from self._extractive_events(question, history, top_k, stream, _notice(exc))
             return
-        hits = self.retrieve(query, top_k, None, state.table)
+
+        def gather(state: _State):
+            hits = self.retrieve(query, top_k, None, state)
+            vectors = state.store.sentence_vectors(p.passage_id for p, _ in hits)
+            return state, hits, vectors
+
+        state, hits, vectors = self.on_live_index(gather)
         passages = [p for p, _ in hits]
-        vectors = self._sentence_vectors(passages)
         verifier = CitationVerifier(
             [
                 Passage(p.text, vectors.get(p.passage_id, np.zeros((0, 1))), _spans(p))

@@ -25,9 +25,9 @@ from qa.chunking import parse_sentence_spans, split_document
 from qa.embedding import MiniLMEmbedding
 from qa.errors import QAError
 from qa.ingest import Skipped, read_corpus
+from qa.locking import write_lock
 from qa.settings import Settings
-from qa.store import Store, encode_sentence_vectors, write_lock
-from qa.vocab import TermAccumulator
+from qa.store import Store, drop_stale_builds, encode_sentence_vectors, live_sources, new_build_id
 
 
 def index_fingerprint(settings: Settings) -> str:
@@ -137,16 +137,13 @@ class EmbeddedBatch:
 
 
 def embed_batch(
-    embedder: MiniLMEmbedding,
-    batch: list[tuple[Document, list[TextNode]]],
-    terms: TermAccumulator,
+    embedder: MiniLMEmbedding, batch: list[tuple[Document, list[TextNode]]]
 ) -> EmbeddedBatch:
-    """One model pass over a batch of articles' passages: passage, sentence and term
-    vectors (terms are added to ``terms``), as rows ready for the store (sentence vectors
-    inside their passage's metadata)."""
+    """One model pass over a batch of articles' passages: passage and sentence vectors, as
+    rows ready for the store (sentence vectors inside their passage's metadata)."""
     nodes = [n for _, ns in batch for n in ns]
     spans = [parse_sentence_spans(n.metadata["sentences"]) for n in nodes]
-    passage_vecs, sentence_vecs = embedder.embed_passages([n.text for n in nodes], spans, terms.add)
+    passage_vecs, sentence_vecs = embedder.embed_passages([n.text for n in nodes], spans)
     out = EmbeddedBatch([], [])
     k = 0
     for doc, ns in batch:
@@ -167,18 +164,15 @@ class BatchWriter:
     """Writes embedded batches while the next one is being embedded, and commits.
 
     Passages go to the store in a background thread (one task in flight, so memory
-    stays bounded). Article records, the commit markers, are held back and written
-    together with the term vectors every ``commit_every`` passages, by the same thread
-    after the passages before them: a crash loses at most that much work, which the next
-    run redoes, and term vectors are never out of step with the committed articles.
-    (Per-batch term merges cost as much as the model itself: updating an HNSW collection is
-    slow; and a commit in the model's thread stalled the model ~1 s each on Reuters.)
+    stays bounded). Article records, the commit markers, are held back and written every
+    ``commit_every`` passages, by the same thread after the passages before them: a crash
+    loses at most that much work, which the next run redoes. (A commit in the model's
+    thread stalled the model ~1 s each on Reuters.)
     """
 
     def __init__(self, store: Store, commit_every: int) -> None:
         self.store = store
         self.commit_every = commit_every
-        self.terms = TermAccumulator()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-writer")
         self._inflight: Future | None = None
         self._articles: list[Row] = []
@@ -200,14 +194,9 @@ class BatchWriter:
     def commit(self) -> None:
         """Queue a commit of everything added so far (``finish`` waits for it)."""
         self._wait()
-        terms, articles = self.terms, self._articles
-        self.terms = TermAccumulator()
+        articles = self._articles
         self._articles, self._uncommitted = [], 0
-        self._inflight = self._pool.submit(self._commit, terms, articles)
-
-    def _commit(self, terms: TermAccumulator, articles: list[Row]) -> None:
-        self.store.merge_terms(terms.sums, terms.counts)
-        self.store.write(articles, [])
+        self._inflight = self._pool.submit(self.store.write, articles, [])
 
     def finish(self) -> None:
         """Commit the rest and wait until it is written (errors are raised here)."""
@@ -225,20 +214,52 @@ def index_corpus(
     rebuild: bool = False,
     embedder: MiniLMEmbedding | None = None,
     progress: bool = True,
+    sources: Sequence[Path] | None = None,
 ) -> IndexReport:
-    """Bring the index in line with the articles under ``paths`` (default: the corpus)."""
-    roots = [Path(p) for p in (paths or [settings.corpus_dir])]
+    """Bring the index in line with the articles under ``paths``: by default the sources
+    the index recorded, or the corpus folder for a new index. The paths are recorded as the
+    index's sources (``sources``, if given, instead: the server records its corpus folder
+    for the files uploaded into it)."""
+    if paths:
+        roots = [Path(p) for p in paths]
+    else:
+        recorded = live_sources(settings)
+        roots = [Path(p) for p in recorded] or [Path(settings.corpus_dir)]
+        for root in roots:
+            if recorded and not root.exists():
+                raise QAError(
+                    f"{root}, which this index was built from, no longer exists: "
+                    "name the folders to index (`qa index --rebuild PATH ...`)"
+                )
     for root in roots:
         if not root.exists():
             raise QAError(f"corpus path {root} does not exist")
     docs, skipped = read_corpus(roots, settings.corpus_dir)
     if not docs and not skipped:
         raise QAError(f"no article files found in {', '.join(map(str, roots))}")
+    return index_documents(
+        settings,
+        docs,
+        skipped,
+        corpus_scope(roots),
+        rebuild=rebuild,
+        embedder=embedder,
+        progress=progress,
+        sources=list(sources) if sources is not None else roots,
+    )
+
+
+def corpus_scope(roots: Sequence[Path]) -> set[str]:
+    """What indexing ``roots`` speaks for: each folder, and each file (``file_key``). An
+    indexed article in this scope that the roots no longer hold has left the corpus."""
     scope = {str(r.resolve()) for r in roots if r.is_dir()}
     scope |= {file_key(str(r.resolve().parent), r.name) for r in roots if r.is_file()}
-    return index_documents(
-        settings, docs, skipped, scope, rebuild=rebuild, embedder=embedder, progress=progress
-    )
+    return scope
+
+
+def in_scope(meta: dict, scope: set[str] | frozenset[str]) -> bool:
+    root = meta.get("root", "")
+    return root in scope or file_key(root, meta.get("path", "")) in scope
 
 
 def file_key(root: str, path: str) -> str:
@@ -257,17 +278,25 @@ def index_documents(
     rebuild: bool = False,
     embedder: MiniLMEmbedding | None = None,
     progress: bool = True,
+    sources: Sequence[Path] = (),
 ) -> IndexReport:
     """Index ``docs``; committed articles that are not among ``docs`` and whose ``root``
-    folder, or whose file (``file_key``), is in ``scope`` are removed (they left the corpus)."""
+    folder, or whose file (``file_key``), is in ``scope`` are removed (they left the corpus).
+
+    A rebuild writes a new build beside the live index, which keeps serving meanwhile, and
+    switches to it at the end (see ``qa.store``); an interrupted rebuild leaves the live
+    index as it was, and its partial build is dropped by the next run. ``sources`` are
+    recorded with the index (replacing the recorded ones on a rebuild).
+    """
     started = time.perf_counter()
     embedder = embedder or MiniLMEmbedding(settings.onnx_threads, settings.embed_batch_size)
     report = IndexReport(skipped=list(skipped))
+    waiting = "waiting for another process writing the index to finish…" if progress else None
 
-    with write_lock(settings):
-        if rebuild:
-            Store.drop(settings)
-        store = Store(settings, index_fingerprint(settings), create=True)
+    with write_lock(settings, waiting):
+        drop_stale_builds(settings)
+        fingerprint = index_fingerprint(settings)
+        store = Store(settings, fingerprint, create=True, build=new_build_id() if rebuild else None)
         committed = store.committed_articles()
 
         # leftovers of an interrupted run: passages whose article was never committed
@@ -277,13 +306,7 @@ def index_documents(
 
         present = {d.doc_id for d in docs}
         report.removed = sorted(
-            aid
-            for aid, meta in committed.items()
-            if aid not in present
-            and (
-                meta.get("root") in scope
-                or file_key(meta.get("root", ""), meta.get("path", "")) in scope
-            )
+            aid for aid, meta in committed.items() if aid not in present and in_scope(meta, scope)
         )
         to_write = []
         # the same text under two names is indexed once; the other is reported as skipped
@@ -326,7 +349,7 @@ def index_documents(
         try:
             with bar:
                 for batch in prefetch(_batches(to_write, nodes_of, settings.index_batch)):
-                    embedded = embed_batch(embedder, batch, writer.terms)
+                    embedded = embed_batch(embedder, batch)
                     writer.add(embedded)
                     report.passages_written += len(embedded.passages)
                     bar.update(len(batch))
@@ -335,5 +358,9 @@ def index_documents(
         finally:
             writer.close()
         report.passages_total = store.count()
+        if rebuild:
+            store.switch_to(sources)
+        elif sources:
+            store.add_sources(sources)
     report.seconds = time.perf_counter() - started
     return report

@@ -24,8 +24,9 @@ from qa.engine import Engine, validate_history, validate_question
 from qa.errors import Busy, NotFound, QAError, TooLarge, Unsupported
 from qa.indexer import IndexReport, index_corpus, index_fingerprint
 from qa.ingest import slug
+from qa.locking import write_lock
 from qa.settings import Settings
-from qa.store import Store, write_lock
+from qa.store import IndexGone, Store
 
 # what the upload panel and POST /api/articles take (PDF stays a `qa index` format)
 UPLOAD_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
@@ -164,16 +165,26 @@ class QAService:
 
     # -- the corpus -------------------------------------------------------------------------
     def articles(self) -> dict[str, Any]:
-        return self._store().listing()
+        try:
+            return self._store().listing()
+        except IndexGone:  # a rebuild elsewhere switched builds between two reads
+            return self._store().listing()
 
     def health(self) -> dict[str, Any]:
         """Counts only (two count calls): probes call this often, so it doesn't list articles."""
-        store = self.engine.store if self.engine is not None else self._store()
+
+        def counts(store: Store) -> tuple[int, int]:
+            return store.article_count(), store.count()
+
+        if self.engine is not None:
+            articles, passages = self.engine.on_live_index(lambda state: counts(state.store))
+        else:
+            articles, passages = counts(self._store())
         return {
             "status": "ok",
             "ready": self.engine is not None,
-            "articles": store.articles.count(),
-            "passages": store.count(),
+            "articles": articles,
+            "passages": passages,
             "version": __version__,
         }
 
@@ -202,7 +213,10 @@ class QAService:
                     new.add(safe)
                 _write_replacing(path, data)
                 paths.append(path)
-            result = index_corpus(self.settings, paths, embedder=self.embedder, progress=False)
+            # the corpus folder, not each file, is what the index records as its source
+            result = index_corpus(
+                self.settings, paths, embedder=self.embedder, progress=False, sources=[corpus]
+            )
             # a new file that gave no article (unreadable, empty) is not left in the corpus
             kept = {s.path.partition(":")[0] for s in result.skipped if "same text" in s.reason}
             indexed = set(result.added + result.updated + result.unchanged)

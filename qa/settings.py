@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="Bearer key for /api/* and /v1/*")
     ui_user: str | None = Field(None, description="user name for the web chat (Gradio auth)")
     ui_password: SecretStr | None = Field(None, description="password for the web chat")
+    lock_wait_s: float = Field(
+        120.0, ge=0, le=86400, description="how long a writer waits for another to finish"
+    )
     max_concurrent: int = Field(4, ge=1, le=256, description="questions answered at once")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest JSON request body")
     max_upload_bytes: int = Field(20_971_520, ge=1024, description="largest upload request")

@@ -8,13 +8,25 @@
   hash), written *last* when an article is indexed. It is the commit marker: passages of an
   article with no article record, or with a stale hash, are leftovers of an interrupted run,
   and the next ``qa index`` deletes and rewrites them. That is what makes kill -9 safe.
+- ``<prefix>_index``: no records; its metadata says which *build* of the two collections
+  above is live, and which folders and files the index was built from (``sources``).
+
+Builds and the alias: the two collections of a build are named ``<prefix>_<kind>_<build>``.
+``qa index --rebuild`` writes a new build beside the live one, then points the alias at it
+in one metadata write and drops the old build, the way search engines swap an index alias:
+a serving process keeps answering from the old build until it sees the switch, and one
+whose collections vanish mid-question (``IndexGone``) reloads and asks again. An index
+written before builds existed has unsuffixed names (build ``""``) and is read as it is.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
+import functools
+import json
+import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,7 +34,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from qa.embedding import DIM
 from qa.errors import Busy, QAError
@@ -30,13 +41,12 @@ from qa.settings import Settings
 
 _FINGERPRINT_KEY = "qa_fingerprint"
 _GENERATION_KEY = "qa_generation"
-KINDS = ("passages", "articles", "terms")
-# Sentence vectors used to be a collection of their own, searched by similarity. It cost a
-# third of a large corpus's indexing time and most of a large index's resident memory (its
-# HNSW graph: ~5 records a passage) for no retrieval gain (SQuAD v1.1, 1,000 questions: hit@5
-# 0.920 with it, 0.923 without). They now travel in their passage's metadata, read only for
-# the passages a question retrieved. ``drop`` still removes the old collection.
-_LEGACY_KINDS = ("sentences",)
+KINDS = ("passages", "articles")
+# Collections older indexes also had, dropped with their build: sentence vectors (now in
+# their passage's metadata: a collection of their own cost a third of the indexing time for
+# no retrieval gain) and term vectors (read only by the rule-based answerer, now gone).
+_LEGACY_KINDS = ("terms", "sentences")
+_ALIAS = "index"  # collection ``<prefix>_index``: the live build and the sources
 _SENTENCE_VECTORS = "sentence_vectors"  # metadata key: float16, base64, sentence order
 _BATCH = 4000  # below Chroma's max batch size (5461 in 1.x)
 
@@ -51,7 +61,7 @@ class StoredPassage:
     sentences: str  # encoded sentence spans, see qa.chunking
 
 
-def _client(settings: Settings, create: bool):
+def client_for(settings: Settings, create: bool):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -88,37 +98,95 @@ def _client(settings: Settings, create: bool):
         ) from None
 
 
-class Store:
-    """Reads and writes the three collections. ``create=False`` for read-only surfaces."""
+class IndexGone(Busy):
+    """The collections this process was reading were dropped: another process rebuilt the
+    index and switched to the new build. The engine reloads and asks again."""
 
-    def __init__(self, settings: Settings, fingerprint: str, create: bool = False) -> None:
+
+def _gone_is_retryable(method):
+    """Turn Chroma's "collection does not exist" during a read into ``IndexGone``."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if is_not_found(exc):
+                raise IndexGone(
+                    f"the index at {self.where} was replaced while reading it: ask again"
+                ) from None
+            raise
+
+    return wrapper
+
+
+def is_not_found(exc: Exception) -> bool:
+    from chromadb.errors import NotFoundError
+
+    return isinstance(exc, NotFoundError) or "does not exist" in str(exc).lower()
+
+
+def new_build_id() -> str:
+    return f"b{uuid.uuid4().hex[:12]}"
+
+
+def _names(prefix: str, build: str, kinds: Iterable[str] = KINDS) -> list[str]:
+    return [f"{prefix}_{k}" + (f"_{build}" if build else "") for k in kinds]
+
+
+class Store:
+    """Reads and writes one build's collections. ``create=False`` for read-only surfaces;
+    ``build`` names a build other than the live one (a rebuild writing beside it)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        fingerprint: str,
+        create: bool = False,
+        build: str | None = None,
+    ) -> None:
         self.settings = settings
         self.fingerprint = fingerprint
-        self._client = _client(settings, create)
-        names = [f"{settings.collection_prefix}_{k}" for k in KINDS]
+        self._client = client_for(settings, create)
+        prefix = settings.collection_prefix
+        beside = build is not None
         try:
+            live = _read_alias(self._client, prefix)
+            if build is None:
+                if live is not None:
+                    build = live.get("build", "")
+                elif _exists(self._client, _names(prefix, "")[0]):
+                    build = ""  # an index from before builds: read in place
+                elif create:
+                    build = new_build_id()
+                else:
+                    raise QAError(f"no index at {self.where}: run `qa index` first")
+            self.build = build
+            names = _names(prefix, build)
             if create:
 
-                def make(name: str, metadata: dict | None = None, **hnsw):
+                def make(name: str, metadata: dict | None = None):
                     return self._client.get_or_create_collection(
                         name,
                         metadata=metadata,
                         embedding_function=None,
-                        configuration={"hnsw": {"space": "cosine", **hnsw}},
+                        configuration={"hnsw": {"space": "cosine"}},
                     )
 
                 self.passages = make(names[0], {_FINGERPRINT_KEY: fingerprint})
                 self.articles = make(names[1])
-                self.terms = make(names[2], space="l2")
+                if live is None and not beside:
+                    # a new index (or one from before builds): this build is the live one
+                    _write_alias(self._client, prefix, build, [])
             else:
-                self.passages, self.articles, self.terms = (
+                self.passages, self.articles = (
                     self._client.get_collection(n, embedding_function=None) for n in names
                 )
         except QAError:
             raise
         except Exception as exc:
-            if not create and "does not exist" in str(exc).lower():
-                raise QAError(f"no index at {self.where}: run `qa index` first") from None
+            if not create and is_not_found(exc):
+                raise IndexGone(f"the index at {self.where} was replaced: ask again") from None
             raise QAError(
                 f"the index at {self.where} is unreadable ({type(exc).__name__}: {exc}): "
                 "run `qa index --rebuild`"
@@ -134,18 +202,29 @@ class Store:
     def where(self) -> str:
         return self.settings.chroma_url or f"{self.settings.index_dir}/"
 
-    # -- maintenance ----------------------------------------------------------------------
-    @classmethod
-    def drop(cls, settings: Settings) -> None:
-        """Delete the collections (``qa index --rebuild``)."""
-        client = _client(settings, create=True)
-        for kind in KINDS + _LEGACY_KINDS:
-            with contextlib.suppress(Exception):
-                client.delete_collection(f"{settings.collection_prefix}_{kind}")
-        if not settings.chroma_url:
-            (Path(settings.index_dir) / "terms.npz").unlink(missing_ok=True)
+    # -- builds, the alias and the sources ---------------------------------------------------
+    def sources(self) -> list[str]:
+        """The folders and files this index was built from (absolute paths)."""
+        return recorded_sources(self._client, self.settings.collection_prefix)
+
+    def add_sources(self, paths: Iterable[Path]) -> None:
+        """Record more sources (``qa index PATH`` on an existing index), on the live build."""
+        old = self.sources()
+        new = old + [p for p in (str(Path(x).resolve()) for x in paths) if p not in old]
+        if new != old:
+            _write_alias(self._client, self.settings.collection_prefix, self.build, new)
+
+    def switch_to(self, sources: Iterable[Path]) -> None:
+        """Make this build the live one, recording ``sources``, then drop every other build:
+        the rebuild's last step. Serving processes see the switch at their next question."""
+        prefix = self.settings.collection_prefix
+        paths = list(dict.fromkeys(str(Path(x).resolve()) for x in sources))
+        _write_alias(self._client, prefix, self.build, paths)
+        drop_builds(self._client, prefix, keep=self.build)
 
     # -- reading ----------------------------------------------------------------------------
+    # -- reading ----------------------------------------------------------------------------
+    @_gone_is_retryable
     def committed_articles(self) -> dict[str, dict]:
         """Article id -> metadata (without the text) of every fully indexed article, read in
         pages: one response with every article's text cost ~290 MB on Reuters."""
@@ -156,7 +235,7 @@ class Store:
 
     def listing(self) -> dict:
         """What is indexed: ``{"articles": [{article_id, title, source, published, passages}],
-        "passages": int}`` (``qa list --json`` and the API)."""
+        "passages": int, "sources": [path]}`` (``qa list --json`` and the API)."""
         articles = [
             {
                 "article_id": aid,
@@ -167,14 +246,20 @@ class Store:
             }
             for aid, m in sorted(self.committed_articles().items())
         ]
-        return {"articles": articles, "passages": self.count()}
+        return {"articles": articles, "passages": self.count(), "sources": self.sources()}
 
     def passage_article_ids(self) -> set[str]:
         return {p.article_id for p in self.iter_passages()}
 
+    @_gone_is_retryable
     def count(self) -> int:
         return self.passages.count()
 
+    @_gone_is_retryable
+    def article_count(self) -> int:
+        return self.articles.count()
+
+    @_gone_is_retryable
     def iter_passages(self) -> Iterator[StoredPassage]:
         """Every passage, paged so that a large store is never read in one response."""
         for pid, meta in _paged(self.passages):
@@ -182,6 +267,7 @@ class Store:
                 pid, meta["article_id"], meta["text"], meta["start"], meta["end"], meta["sentences"]
             )
 
+    @_gone_is_retryable
     def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """(passage id, cosine similarity), best first."""
         n = min(n, self.passages.count())
@@ -190,6 +276,7 @@ class Store:
         got = self.passages.query(query_embeddings=[vector], n_results=n, include=["distances"])
         return [(pid, 1.0 - d) for pid, d in zip(got["ids"][0], got["distances"][0], strict=True)]
 
+    @_gone_is_retryable
     def sentence_vectors(self, passage_ids: Iterable[str]) -> dict[str, np.ndarray]:
         """Passage id -> array of its sentence vectors (in sentence order)."""
         ids = list(dict.fromkeys(passage_ids))
@@ -237,92 +324,103 @@ class Store:
             self.touch()
 
     # -- change detection across processes ----------------------------------------------------
-    # Every process keeps the passage table, BM25 and term vectors in memory. When another
-    # process (a `qa index`, another app worker sharing a Chroma server) commits or deletes
-    # articles it writes a new random token into the articles collection's metadata; engines
-    # compare it before each question and reload when it changed.
+    # Every process keeps the passage table and BM25 in memory. When another process (a
+    # `qa index`, another app worker sharing a Chroma server) commits or deletes articles it
+    # writes a new random token into the articles collection's metadata, and a rebuild
+    # switches the alias to a new build; engines compare both before each question and
+    # reload when either changed.
     def touch(self) -> None:
         self.articles.modify(metadata={_GENERATION_KEY: uuid.uuid4().hex})
 
     def generation(self) -> str:
-        name = f"{self.settings.collection_prefix}_articles"
+        prefix = self.settings.collection_prefix
         try:
-            fresh = self._client.get_collection(name, embedding_function=None)
+            live = _read_alias(self._client, prefix)
+            build = self.build if live is None else live.get("build", "")
+            fresh = self._client.get_collection(_names(prefix, build)[1], embedding_function=None)
         except Exception:
             return ""
-        return str((fresh.metadata or {}).get(_GENERATION_KEY, ""))
+        return f"{build}:{(fresh.metadata or {}).get(_GENERATION_KEY, '')}"
 
+    @_gone_is_retryable
     def article_text(self, article_id: str) -> str | None:
         got = self.articles.get(ids=[article_id], include=["metadatas"])
         return got["metadatas"][0]["text"] if got["ids"] else None
 
-    # -- term vectors (see qa.vocab) ----------------------------------------------------------
-    # The term table is read whole and never searched by similarity, but every Chroma
-    # collection indexes its vectors and full-text-indexes its documents: with 384-d vectors
-    # the table cost as much time as the model itself, and as documents about as much again.
-    # So each term record gets a 1-d placeholder vector (spread over [0, 1) so the graph
-    # stays well-formed) and its real vector travels in the metadata, float16 in base64.
-    #
-    # On a local index the table is one file beside the Chroma store instead
-    # (``terms.npz``, replaced atomically): even metadata upserts of ~10k terms took 2 s, a
-    # tenth of the whole indexing run. On a Chroma server it stays in the store, so every
-    # process sharing the server sees it.
-    @property
-    def _terms_file(self) -> Path | None:
-        return None if self.settings.chroma_url else Path(self.settings.index_dir) / "terms.npz"
 
-    def merge_terms(self, sums: dict[str, np.ndarray], counts: dict[str, int]) -> None:
-        """Fold new occurrences into the stored per-term averages."""
-        if self._terms_file is not None:
-            self._merge_terms_file(self._terms_file, sums, counts)
-            return
-        ids = sorted(sums)
-        for i in range(0, len(ids), _BATCH):
-            part = ids[i : i + _BATCH]
-            old = self.terms.get(ids=part, include=["metadatas"])
-            prev = {
-                t: (_decode_vector(m["vector"]), int(m["count"]))
-                for t, m in zip(old["ids"], old["metadatas"], strict=True)
-            }
-            metas = []
-            for t in part:
-                total, n = sums[t], counts[t]
-                if t in prev:
-                    total = total + prev[t][0] * prev[t][1]
-                    n += prev[t][1]
-                metas.append({"count": n, "vector": _encode_vector(total / n)})
-            self.terms.upsert(
-                ids=part,
-                metadatas=metas,
-                embeddings=np.array([[_placeholder(t)] for t in part], dtype=np.float32),
-            )
+def _exists(client, name: str) -> bool:
+    try:
+        client.get_collection(name, embedding_function=None)
+    except Exception as exc:
+        if is_not_found(exc):
+            return False
+        raise
+    return True
 
-    @staticmethod
-    def _read_terms_file(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-        if not path.is_file():
-            return [], np.zeros((0, DIM), dtype=np.float32), np.zeros(0, dtype=np.int64)
-        with np.load(path, allow_pickle=False) as data:
-            return list(data["terms"]), data["vectors"].astype(np.float32), data["counts"]
 
-    def _merge_terms_file(
-        self, path: Path, sums: dict[str, np.ndarray], counts: dict[str, int]
-    ) -> None:
-        terms, vectors, old_counts = self._read_terms_file(path)
-        index = {t: i for i, t in enumerate(terms)}
-        new = [t for t in sums if t not in index]
-        totals = vectors * old_counts[:, None]
-        totals = np.vstack([totals, np.zeros((len(new), totals.shape[1]), dtype=np.float32)])
-        all_counts = np.concatenate([old_counts, np.zeros(len(new), dtype=np.int64)])
-        for t in new:
-            index[t] = len(terms)
-            terms.append(t)
-        for t, vec in sums.items():
-            totals[index[t]] += vec
-            all_counts[index[t]] += counts[t]
-        means = totals / np.maximum(all_counts, 1)[:, None]
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, terms=np.array(terms), vectors=means.astype(np.float16), counts=all_counts)
-        tmp.replace(path)
+def _read_alias(client, prefix: str) -> dict | None:
+    """The alias collection's metadata, or None when the index has none (new, or older
+    than builds)."""
+    try:
+        alias = client.get_collection(f"{prefix}_{_ALIAS}", embedding_function=None)
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    return dict(alias.metadata or {})
+
+
+def _write_alias(client, prefix: str, build: str, sources: list[str]) -> None:
+    """One metadata write (Chroma replaces a collection's metadata whole): the switch."""
+    meta = {"build": build, "sources": json.dumps(sources), "switched": time.time()}
+    alias = client.get_or_create_collection(f"{prefix}_{_ALIAS}", embedding_function=None)
+    alias.modify(metadata=meta)
+
+
+def recorded_sources(client, prefix: str) -> list[str]:
+    meta = _read_alias(client, prefix) or {}
+    try:
+        found = json.loads(meta.get("sources") or "[]")
+    except ValueError:
+        return []
+    return [str(x) for x in found if isinstance(x, str)]
+
+
+def live_sources(settings: Settings) -> list[str]:
+    """The recorded sources of the index ``settings`` point at; [] when there is no index
+    yet (or it is older than recorded sources)."""
+    if not settings.chroma_url and not (settings.index_dir / "chroma" / "chroma.sqlite3").is_file():
+        return []
+    return recorded_sources(client_for(settings, create=False), settings.collection_prefix)
+
+
+def drop_builds(client, prefix: str, keep: str | None) -> list[str]:
+    """Delete every build's collections but ``keep`` (None: the live one), including those
+    of an index from before builds and of a rebuild that was interrupted. Call it holding
+    the write lock: a rebuild in progress is a build that isn't live yet."""
+    if keep is None:
+        keep = (_read_alias(client, prefix) or {}).get("build", "")
+    kinds = "|".join(KINDS + _LEGACY_KINDS)
+    pattern = re.compile(rf"^{re.escape(prefix)}_(?:{kinds})(?:_(b[0-9a-f]{{12}}))?$")
+    dropped = []
+    for coll in client.list_collections():
+        name = coll if isinstance(coll, str) else coll.name
+        m = pattern.match(name)
+        if m and (m.group(1) or "") != keep:
+            with contextlib.suppress(Exception):  # already gone: another cleanup was first
+                client.delete_collection(name)
+                dropped.append(name)
+    return dropped
+
+
+def drop_stale_builds(settings: Settings) -> None:
+    """Collections of builds that are not live (an interrupted rebuild's), and the term
+    vectors file older local indexes kept beside the store."""
+    client = client_for(settings, create=True)
+    if _read_alias(client, settings.collection_prefix) is not None:
+        drop_builds(client, settings.collection_prefix, keep=None)
+    if not settings.chroma_url:
+        (Path(settings.index_dir) / "terms.npz").unlink(missing_ok=True)
 
 
 def _paged(collection, page: int = 1000) -> Iterator[tuple[str, dict]]:
@@ -348,28 +446,3 @@ def _encode_vector(vec: np.ndarray) -> str:
 
 def _decode_vector(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float32)
-
-
-def _placeholder(term: str) -> float:
-    return int(hashlib.sha1(term.encode()).hexdigest()[:8], 16) / 2**32
-
-
-@contextlib.contextmanager
-def write_lock(settings: Settings) -> Iterator[None]:
-    """One writer at a time on a local index; a second ``qa index`` fails at once."""
-    if settings.chroma_url:
-        yield
-        return
-    Path(settings.index_dir).mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(Path(settings.index_dir) / "index.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise Busy(
-            f"the index at {settings.index_dir}/ is locked by another process "
-            "(a running `qa index`?): wait for it to finish"
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()

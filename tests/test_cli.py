@@ -137,12 +137,19 @@ def test_corrupt_index(tmp_path):
     _one_line_error(proc, "qa index")
 
 
-def test_locked_index(tmp_path):
+def test_locked_index_waits_then_says_so(tmp_path):
+    """A second writer waits for the first (QA_LOCK_WAIT_S), saying so once, then gives up
+    with one line; once the lock is free the same command succeeds."""
     index_dir = tmp_path / "index"
     index_dir.mkdir()
-    env = {"QA_INDEX_DIR": str(index_dir)}
+    env = {"QA_INDEX_DIR": str(index_dir), "QA_LOCK_WAIT_S": "1"}
     with FileLock(str(index_dir / "index.lock")):
-        _one_line_error(run_qa("index", str(CORPUS), env=env), "locked by another process")
+        proc = run_qa("index", str(CORPUS), "--quiet", env=env)
+        _one_line_error(proc, "being written by another process", "waited 1 s")
+        loud = run_qa("index", str(CORPUS), env=env)
+        assert loud.returncode == 2
+        assert loud.stderr.splitlines()[0].startswith("waiting for another process")
+    assert run_qa("index", str(CORPUS), "--quiet", env=env).returncode == 0
 
 
 def test_invalid_setting_from_environment(index_env):
