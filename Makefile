@@ -82,6 +82,8 @@ train: install-train
 reliability: install
 	$(BIN)/python bench/soak_http.py
 	$(BIN)/python bench/crash_index.py
+	$(BIN)/python bench/rebuild_soak.py --store embedded
+	$(BIN)/python bench/rebuild_soak.py --store chroma --apps 2
 
 # Known vulnerabilities in the installed (locked) dependencies, from the PyPI advisory data.
 audit: install

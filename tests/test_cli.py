@@ -88,6 +88,28 @@ def test_index_twice_and_summary(tmp_path):
     assert passages in second.stdout
 
 
+def test_index_remembers_its_sources(tmp_path):
+    """`qa index DIR` records DIR: doctor checks it (not the default corpus folder), a bare
+    `qa index` re-indexes it, `qa list` names it."""
+    news = tmp_path / "news"
+    shutil.copytree(CORPUS, news)
+    env = {"QA_INDEX_DIR": str(tmp_path / "index"), "QA_CORPUS_DIR": str(CORPUS)}
+    assert run_qa("index", str(news), "--quiet", env=env).returncode == 0
+    doctor = run_qa("doctor", env=env)
+    assert doctor.returncode == 0, doctor.stdout
+    assert f"sources: {news}" in doctor.stdout
+    (news / "ferry.txt").write_text("Ferry\n\nThe ferry carried 7,314 passengers.\n")
+    assert run_qa("doctor", env=env).returncode == 1  # the new file is not indexed yet
+    again = run_qa("index", "--quiet", env=env)
+    assert again.stdout.startswith("1 added, 0 updated, 0 removed, 2 unchanged"), again.stdout
+    assert run_qa("doctor", env=env).returncode == 0
+    listed = run_qa("list", env=env)
+    assert listed.stdout.strip().endswith(f"indexed from: {news}")
+    assert json.loads(run_qa("list", "--json", env=env).stdout)["sources"] == [str(news)]
+    shutil.rmtree(news)
+    _one_line_error(run_qa("index", "--quiet", env=env), "no longer exists", "--rebuild")
+
+
 def test_unreadable_files_are_reported_and_skipped(tmp_path):
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
