@@ -4,7 +4,8 @@ set into ``docs/eval/`` with the old rules as a compared configuration, for ``qa
 
 The old rules are the answerer as it was at ``--old`` (default 9368c6d, the last commit
 before the trained reader), run from a git worktree of that commit with this checkout's
-virtual environment (same dependencies, same index layout, so the same index serves both).
+virtual environment (same dependencies), on an index of the same articles that its own code
+builds beside ours (the index layout has changed since: builds behind an alias).
 
     .venv/bin/python bench/eval_answerers.py [--out docs/eval] [--old REV] [--sets gold,...]
 
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.time() - began:5.0f}s] {name}: trained answerer", flush=True)
         new = qa_eval(ROOT, [*common, *(["--compare"] if name == "gold" else [])], OUT / "new.json")
         print(f"[{time.time() - began:5.0f}s] {name}: old rules ({args.old})", flush=True)
-        rules = qa_eval(old, common, OUT / "old.json")
+        old_index = index_dir.with_name(f"{index_dir.name}-old-{args.old}")
+        rules = qa_eval(old, [*common[:-1], str(old_index)], OUT / "old.json")
         compare = new.get("compare") or [
             {"name": "hybrid (ours)", "metrics": new["metrics"], "config": new["config"]}
         ]
