@@ -1,7 +1,7 @@
 """Benchmark of the engine: indexing throughput against the bare model, and question latency.
 
 Why this exists: the index is built by a pipeline (read, split into sentences, pack passages,
-one model pass for passage, sentence and term vectors, the Chroma writes), and the only part
+one model pass for passage and sentence vectors, the Chroma writes), and the only part
 of it that can't be made cheaper by us is the ONNX model itself. So the headline figure is the
 pipeline's passages/s as a share of the bare model's on exactly the same passages, measured in
 the same process (target ≥ 80%): it says how much the rest of the pipeline costs, on any
