@@ -45,13 +45,13 @@ import numpy as np
 import onnxruntime
 from tokenizers import Tokenizer
 
-from qa.embedding import TOKENIZER_PATH, MiniLMEmbedding
 from qa.engine import Engine
 from qa.errors import QAError
-from qa.indexer import index_corpus, index_fingerprint
-from qa.ingest import read_corpus
+from qa.ingest.reading import read_corpus
 from qa.settings import Settings, load_settings
-from qa.store import Store
+from qa.store.chroma import Store
+from qa.store.embedding import TOKENIZER_PATH, MiniLMEmbedding
+from qa.store.indexer import index_corpus, index_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "bench-data" / "news" / "bbc_news_2225.jsonl"

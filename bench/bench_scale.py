@@ -104,9 +104,9 @@ def _settings(index: Path, corpus: Path | None = None, chroma_url: str | None = 
 
 
 def step_ingest(corpus: Path, index: Path, chroma_url: str | None) -> dict[str, Any]:
-    from qa.embedding import MiniLMEmbedding
-    from qa.indexer import index_corpus, index_fingerprint
-    from qa.store import Store
+    from qa.store.chroma import Store
+    from qa.store.embedding import MiniLMEmbedding
+    from qa.store.indexer import index_corpus, index_fingerprint
 
     settings = _settings(index, chroma_url=chroma_url)
     started, cpu = time.perf_counter(), time.process_time()
@@ -125,9 +125,9 @@ def step_ingest(corpus: Path, index: Path, chroma_url: str | None) -> dict[str, 
 
 
 def step_ceiling(index: Path) -> dict[str, Any]:
-    from qa.embedding import MiniLMEmbedding
-    from qa.indexer import index_fingerprint
-    from qa.store import Store
+    from qa.store.chroma import Store
+    from qa.store.embedding import MiniLMEmbedding
+    from qa.store.indexer import index_fingerprint
 
     settings = _settings(index)
     texts = [p.text for p in Store(settings, index_fingerprint(settings)).iter_passages()]
@@ -143,8 +143,8 @@ def step_llamaindex(corpus: Path, where: Path) -> dict[str, Any]:
     from llama_index.core import StorageContext, VectorStoreIndex
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from qa.embedding import MiniLMEmbedding
-    from qa.ingest import read_corpus
+    from qa.ingest.reading import read_corpus
+    from qa.store.embedding import MiniLMEmbedding
 
     docs, _ = read_corpus([corpus], corpus)
     embedder = MiniLMEmbedding(os.cpu_count() or 1)

@@ -44,10 +44,10 @@ def qa_index(corpus: Path, index: Path, rebuild: bool = False) -> subprocess.Pop
 
 _CHECK = """
 import hashlib, json, sys
-from qa.doctor import diagnose
-from qa.indexer import index_fingerprint
+from qa.store.doctor import diagnose
+from qa.store.indexer import index_fingerprint
 from qa.settings import load_settings
-from qa.store import Store
+from qa.store.chroma import Store
 settings = load_settings(index_dir=sys.argv[1], corpus_dir=sys.argv[2])
 spans = sorted((p.article_id, p.start, p.end) for p in Store(
     settings, index_fingerprint(settings)).iter_passages())

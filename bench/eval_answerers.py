@@ -1,6 +1,6 @@
 """The trained answerer beside the old rules, on the same questions in one run: the gold set,
 the held-out SQuAD articles and the news development sets. Writes one ``qa eval`` JSON per
-set into ``docs/eval/`` with the old rules as a compared configuration, for ``qa.report``.
+set into ``docs/eval/`` with the old rules as a compared configuration, for ``qa.eval.report``.
 
 The old rules are the answerer as it was at ``--old`` (default 9368c6d, the last commit
 before the trained reader), run from a git worktree of that commit with this checkout's

@@ -6,13 +6,13 @@ while the server keeps taking questions. This runs the real thing: app processes
 ``--every`` seconds by its own client, while ``qa index --rebuild`` runs in another process
 over a changed corpus (one article added). Printed: the questions answered during the
 rebuild and how many failed (target 0: the rebuild writes a new build beside the live one
-and switches over, see ``qa.store``), and whether each server then answers from the new
+and switches over, see ``qa.store.chroma``), and whether each server then answers from the new
 corpus (the added article's question cites it).
 
 ``--store embedded`` (default): one app on a local index folder. ``--store chroma``: a
 ``chroma run`` server and ``--apps`` app processes sharing it.
 
-It prints its figures and asserts nothing; ``tests/test_rebuild.py`` runs it and checks
+It prints its figures and asserts nothing; ``tests/serve/test_serving_during_rebuild.py`` runs it and checks
 them.
 
     .venv/bin/python bench/rebuild_soak.py [--store embedded|chroma] [--apps 2]

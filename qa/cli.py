@@ -10,11 +10,11 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from qa.answer.render import format_answer
 from qa.errors import QAError
 from qa.settings import Settings, load_settings
 
@@ -41,45 +41,6 @@ def _engine(settings: Settings):
     return Engine(settings)
 
 
-def format_answer(
-    result: dict[str, Any],
-    width: int = 100,
-    answer: bool = True,
-    bold: tuple[str, str] | None = None,
-) -> str:
-    """The answer (its short answer in ``bold``: Markdown ``**`` unless told), a notice if
-    there is one, then its numbered sources with title, source, date and passage; a refusal
-    is followed by the closest passages instead (``answer=False``: all but the answer, which
-    was streamed)."""
-    from qa.answer import closest, emphasise
-
-    lines = []
-    if answer:
-        # wrap the plain text, then mark the short answer (escape codes have no width)
-        wrapped = textwrap.fill(result["answer"], width)
-        lines.append(emphasise(result, *(bold or ("**", "**")), answer=wrapped))
-    if result.get("notice"):
-        lines += ["", f"(note: {result['notice']})"]
-    if result["citations"]:
-        lines += ["", "Sources:"]
-        for c in result["citations"]:
-            where = ", ".join(x for x in (c["source"], c["published"]) if x)
-            lines.append(f"[{c['n']}] {c['title']}" + (f" — {where}" if where else ""))
-            passage = " ".join(c["text"].split())
-            lines.append(
-                textwrap.fill(passage, width, initial_indent="    ", subsequent_indent="    ")
-            )
-    elif result.get("refused") and closest(result):
-        lines += ["", "Closest passages:"]
-        for r in closest(result):
-            lines.append(f"- {r.get('title') or r['article_id']}")
-            passage = " ".join(r["text"].split())
-            lines.append(
-                textwrap.fill(passage, width, initial_indent="    ", subsequent_indent="    ")
-            )
-    return "\n".join(lines)
-
-
 def _bold() -> tuple[str, str] | None:
     """Terminal bold on a terminal; Markdown ``**`` when the output is piped."""
     return ("\033[1m", "\033[0m") if sys.stdout.isatty() else None
@@ -98,7 +59,7 @@ def _print_stream(events) -> dict[str, Any]:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from qa.indexer import index_corpus
+    from qa.store.indexer import index_corpus
 
     settings = _settings(args)
     paths = [Path(p) for p in args.paths] or None
@@ -113,7 +74,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    from qa.engine import validate_question
+    from qa.serve.inputs import validate_question
 
     validate_question(args.question, settings.max_question_chars)  # before loading anything
     engine = _engine(settings)
@@ -163,8 +124,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from qa.indexer import index_fingerprint
-    from qa.store import Store
+    from qa.store.chroma import Store
+    from qa.store.indexer import index_fingerprint
 
     settings = _settings(args)
     listing = Store(settings, index_fingerprint(settings)).listing()
@@ -198,14 +159,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ):
             if value:
                 os.environ[key] = str(value)
-    from qa.server import serve
+    from qa.serve.server import serve
 
     serve(settings, workers=args.workers)
     return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from qa.doctor import diagnose, repair
+    from qa.store.doctor import diagnose, repair
 
     settings = _settings(args)
     found = diagnose(settings)
@@ -219,59 +180,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if after.healthy else 1
 
 
-def _format_metric(key: str, value: object) -> str:
-    if value is None:
-        return "n/a"
-    if key.startswith("latency"):
-        return f"{value:.1f} ms"
-    if key.startswith("n_"):
-        return str(value)
-    return f"{value:.3f}"
-
-
-def format_eval(result: dict[str, Any]) -> str:
-    """Metrics side by side (ours first), then what failed and why."""
-    from qa.evaluate import METRIC_KEYS
-
-    columns = [("hybrid (ours)", result["metrics"])] + [
-        (c["name"], c["metrics"]) for c in result.get("compare", []) if c["name"] != "hybrid (ours)"
-    ]
-    targets = result.get("targets", {})
-    header = ["metric", *[name for name, _ in columns]] + (["target"] if targets else [])
-    rows = [header]
-    for key in METRIC_KEYS:
-        row = [key, *[_format_metric(key, m.get(key)) for _, m in columns]]
-        if targets:
-            op, bound = targets.get(key, ("", None))
-            row.append(f"{op} {bound}" if bound is not None else "")
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [result["title"], ""]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    failed = [q for q in result["per_question"] if q["failure"]]
-    lines += ["", f"{len(failed)} of {len(result['per_question'])} questions failed"]
-    for q in failed[:40]:
-        lines.append(f"  {q['id']:>10}  {q['failure']:<38}  {q['question'][:70]}")
-    if len(failed) > 40:
-        lines.append(f"  … {len(failed) - 40} more (see --json / --report)")
-    return "\n".join(lines)
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     import tempfile
 
-    from qa.embedding import MiniLMEmbedding
     from qa.engine import Engine
-    from qa.evaluate import TARGETS, git_revision, read_gold, run
-    from qa.indexer import index_corpus, index_documents, index_fingerprint
-    from qa.ingest import read_corpus
+    from qa.eval.evaluate import TARGETS, format_eval, git_revision, read_gold, run
+    from qa.ingest.reading import read_corpus
+    from qa.store.embedding import MiniLMEmbedding
+    from qa.store.indexer import index_corpus, index_documents, index_fingerprint
 
     settings = _settings(args)
     top_k = args.top_k or settings.top_k
     progress = not args.quiet
     tmp = None
     if args.squad:
-        from qa.squad import load_squad, squad_split
+        from qa.eval.squad import load_squad, squad_split
 
         titles = None
         if args.heldout:
@@ -318,7 +241,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             settings = settings.model_copy(update={"index_dir": Path(tmp.name), "chroma_url": None})
             index_documents(settings, docs, embedder=embedder, progress=progress)
         else:
-            index_corpus(settings, embedder=embedder, progress=progress)  # built if it isn't
+            # built if it isn't; the corpus folder named, whatever else the index holds
+            index_corpus(
+                settings, [Path(settings.corpus_dir)], embedder=embedder, progress=progress
+            )
 
         def config(retriever: str) -> dict[str, Any]:
             return {
@@ -343,7 +269,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 ("hybrid (ours)" if name == "hybrid" else f"{name} alone", scored, config(name))
             )
         if args.compare:
-            from qa.reference import LlamaIndexReference
+            from qa.eval.reference import LlamaIndexReference
 
             reference = LlamaIndexReference(docs, embedder, top_k)
             scored = run(
@@ -370,7 +296,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
     if args.report:
-        from qa.report import write_report
+        from qa.eval.report import write_report
 
         path = write_report([result], Path(args.report), command="qa " + " ".join(sys.argv[1:]))
         print(f"report: {path}")
@@ -440,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--heldout",
         action="store_true",
-        help="with --squad: only the articles the trained answerer never saw (qa.squad)",
+        help="with --squad: only the articles the trained answerer never saw (qa.eval.squad)",
     )
     p.add_argument("--limit", type=_count, help="a seeded sample of this many questions")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (0)")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from qa.embedding import MiniLMEmbedding
 from qa.engine import Engine
-from qa.indexer import index_corpus
 from qa.settings import Settings, load_settings
+from qa.store.embedding import MiniLMEmbedding
+from qa.store.indexer import index_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus" / "articles"

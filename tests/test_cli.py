@@ -11,9 +11,8 @@ import sys
 import pytest
 from filelock import FileLock
 
-from qa.indexer import index_corpus
-
-from .conftest import CORPUS, run_qa
+from qa.store.indexer import index_corpus
+from tests.conftest import CORPUS, run_qa
 
 
 def _one_line_error(proc, *needles: str) -> None:

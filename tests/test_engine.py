@@ -7,7 +7,7 @@ import re
 import pytest
 
 from qa.errors import QAError
-from qa.followup import condense, is_follow_up
+from qa.retrieve.followup import condense, is_follow_up
 
 ARTICLES = {}
 

@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.chunking import split_document
-from qa.ingest import Skipped, read_file
-from qa.server import create_app
-from qa.service import QAService
+from qa.ingest.chunking import split_document
+from qa.ingest.reading import Skipped, read_file
+from qa.serve.server import create_app
+from qa.serve.service import QAService
 from qa.settings import load_settings
 from tests.conftest import CORPUS, FUZZ_KEY, live_server
 

@@ -9,8 +9,8 @@ import math
 import subprocess
 import sys
 
-from qa.reader import Reader
-from qa.refusal import FEATURES, RefusalModel
+from qa.answer.reader import Reader
+from qa.answer.refusal import FEATURES, RefusalModel
 from tests.conftest import ROOT
 
 

@@ -41,13 +41,13 @@ sys.path.insert(0, str(ROOT / "bench" / "devsets"))
 from corpora import dev_questions  # noqa: E402
 from corpora import write as write_corpus  # noqa: E402
 
-from qa.embedding import MiniLMEmbedding  # noqa: E402
+from qa.answer.refusal import FEATURES, MODEL_PATH  # noqa: E402
 from qa.engine import Engine  # noqa: E402
-from qa.evaluate import GoldItem, normalize, read_gold  # noqa: E402
-from qa.indexer import index_corpus, index_documents  # noqa: E402
-from qa.refusal import FEATURES, MODEL_PATH  # noqa: E402
+from qa.eval.evaluate import GoldItem, normalize, read_gold  # noqa: E402
+from qa.eval.squad import load_squad, squad_split  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.squad import load_squad, squad_split  # noqa: E402
+from qa.store.embedding import MiniLMEmbedding  # noqa: E402
+from qa.store.indexer import index_corpus, index_documents  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "bench-data" / "squad"
 SEED = 14
@@ -60,7 +60,7 @@ def collect(
     sentence holds a gold answer, and the refusal features were it chosen) and the label."""
     rows = []
     n = max(engine.settings.top_k, engine.settings.read_passages)
-    answerer = engine.answerer
+    answerer = engine.selector
     for item in items:
         vector = engine.embedder.embed([item.question])[0]
         hits = engine.retrieve(item.question, n + (15 if drop_own else 0), vector)

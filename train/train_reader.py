@@ -37,9 +37,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa.chunking import group_sentences, sentence_spans  # noqa: E402
-from qa.evaluate import normalize  # noqa: E402
-from qa.squad import SQUAD_DIR, squad_split  # noqa: E402
+from qa.eval.evaluate import normalize  # noqa: E402
+from qa.eval.squad import SQUAD_DIR, squad_split  # noqa: E402
+from qa.ingest.chunking import group_sentences, sentence_spans  # noqa: E402
 
 V1 = SQUAD_DIR / "dev-v1.1.json"
 V2 = SQUAD_DIR / "dev-v2.0-cs224n-half.json"

@@ -98,8 +98,8 @@ def squad_heldout_questions(answerable: int = 600, unanswerable: int = 300) -> l
     unanswerable ones. Every answerer is scored on the same file, the old rules included."""
     root = Path(__file__).resolve().parents[2]
     sys.path.insert(0, str(root))
-    from qa.chunking import sentence_spans
-    from qa.squad import squad_split
+    from qa.eval.squad import squad_split
+    from qa.ingest.chunking import sentence_spans
 
     test = squad_split(DATA.parent / "squad")["test"]
     v1, v2 = _squad()
