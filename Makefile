@@ -67,7 +67,7 @@ eval: install
 		--quiet --json docs/eval/squad-v2.0-half.json
 	# the news development sets' results quote BBC and Reuters sentences (research-only
 	# data): their figures go to the terminal and the README, not into docs/
-	$(BIN)/python -m qa.report docs/eval/gold.json docs/eval/squad-heldout.json \
+	$(BIN)/python -m qa.eval.report docs/eval/gold.json docs/eval/squad-heldout.json \
 		docs/eval/squad-v2.0-heldout.json docs/eval/squad-v1.1.json \
 		docs/eval/squad-v2.0-half.json --out docs/eval.md --command "make eval"
 
