@@ -13,7 +13,7 @@ with:
   answer is not in the corpus),
 - for SQuAD 2.0's unanswerable questions, the best BM25 passage of their own paragraph
   (adversarial: plausible, on topic, no answer).
-Articles are split by title (``qa.squad.squad_split``): the reader trains on ``train``; the
+Articles are split by title (``qa.eval.squad.squad_split``): the reader trains on ``train``; the
 ``calibration`` articles fit the refusal model and the ``test`` ones give the figures.
 
 Run: ``.venv/bin/python train/train_reader.py`` (needs ``pip install -e ".[train]"``);
