@@ -12,8 +12,8 @@ corpus (the added article's question cites it).
 ``--store embedded`` (default): one app on a local index folder. ``--store chroma``: a
 ``chroma run`` server and ``--apps`` app processes sharing it.
 
-It prints its figures and asserts nothing; ``tests/serve/test_serving_during_rebuild.py`` runs it and checks
-them.
+It prints its figures and asserts nothing; ``tests/serve/test_serving_during_rebuild.py``
+runs it and checks them.
 
     .venv/bin/python bench/rebuild_soak.py [--store embedded|chroma] [--apps 2]
         [--every 0.3] [--rebuilds 1] [--json OUT]
