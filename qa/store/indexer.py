@@ -240,19 +240,22 @@ def index_corpus(
     for root in roots:
         if not root.exists():
             raise QAError(f"corpus path {root} does not exist")
-    docs, skipped = read_corpus(roots, settings.corpus_dir)
-    if not docs and not skipped:
-        raise QAError(f"no article files found in {', '.join(map(str, roots))}")
-    return index_documents(
-        settings,
-        docs,
-        skipped,
-        corpus_scope(roots),
-        rebuild=rebuild,
-        embedder=embedder,
-        progress=progress,
-        sources=list(sources) if sources is not None else roots,
-    )
+    # the folders are read holding the writers' lock: a snapshot taken before it would
+    # count an article uploaded meanwhile (by a server, while this waited) as gone
+    with write_lock(settings, _waiting(progress)):
+        docs, skipped = read_corpus(roots, settings.corpus_dir)
+        if not docs and not skipped:
+            raise QAError(f"no article files found in {', '.join(map(str, roots))}")
+        return _index_locked(
+            settings,
+            docs,
+            skipped,
+            corpus_scope(roots),
+            rebuild=rebuild,
+            embedder=embedder,
+            progress=progress,
+            sources=list(sources) if sources is not None else roots,
+        )
 
 
 def corpus_scope(roots: Sequence[Path]) -> set[str]:
@@ -294,79 +297,105 @@ def index_documents(
     index as it was, and its partial build is dropped by the next run. ``sources`` are
     recorded with the index (replacing the recorded ones on a rebuild).
     """
+    with write_lock(settings, _waiting(progress)):
+        return _index_locked(
+            settings,
+            docs,
+            skipped,
+            scope,
+            rebuild=rebuild,
+            embedder=embedder,
+            progress=progress,
+            sources=sources,
+        )
+
+
+def _waiting(progress: bool) -> str | None:
+    return "waiting for another process writing the index to finish…" if progress else None
+
+
+def _index_locked(
+    settings: Settings,
+    docs: Sequence[Document],
+    skipped: Sequence[Skipped],
+    scope: set[str] | frozenset[str],
+    *,
+    rebuild: bool,
+    embedder: MiniLMEmbedding | None,
+    progress: bool,
+    sources: Sequence[Path],
+) -> IndexReport:
+    """``index_documents`` for a caller holding the writers' lock."""
     started = time.perf_counter()
     embedder = embedder or MiniLMEmbedding(settings.onnx_threads, settings.embed_batch_size)
     report = IndexReport(skipped=list(skipped))
-    waiting = "waiting for another process writing the index to finish…" if progress else None
+    drop_stale_builds(settings)
+    fingerprint = index_fingerprint(settings)
+    store = Store(settings, fingerprint, create=True, build=new_build_id() if rebuild else None)
+    committed = store.committed_articles()
 
-    with write_lock(settings, waiting):
-        drop_stale_builds(settings)
-        fingerprint = index_fingerprint(settings)
-        store = Store(settings, fingerprint, create=True, build=new_build_id() if rebuild else None)
-        committed = store.committed_articles()
+    # leftovers of an interrupted run: passages whose article was never committed
+    orphans = sorted(store.passage_article_ids() - committed.keys())
+    if orphans:
+        store.delete_articles(orphans)
 
-        # leftovers of an interrupted run: passages whose article was never committed
-        orphans = sorted(store.passage_article_ids() - committed.keys())
-        if orphans:
-            store.delete_articles(orphans)
+    present = {d.doc_id for d in docs}
+    report.removed = sorted(
+        aid for aid, meta in committed.items() if aid not in present and in_scope(meta, scope)
+    )
+    to_write = []
+    # the same text under two names is indexed once; the other is reported as skipped
+    owner = {
+        m.get("content_hash"): aid for aid, m in committed.items() if aid not in report.removed
+    }
+    for doc in docs:
+        first = owner.setdefault(doc.metadata["content_hash"], doc.doc_id)
+        if first != doc.doc_id:
+            report.skipped.append(Skipped(doc.metadata["path"], f"same text as {first}"))
+            if doc.doc_id in committed:
+                report.removed.append(doc.doc_id)
+            continue
+        old = committed.get(doc.doc_id)
+        if old is None:
+            report.added.append(doc.doc_id)
+            to_write.append(doc)
+        elif old.get("content_hash") != doc.metadata["content_hash"]:
+            report.updated.append(doc.doc_id)
+            to_write.append(doc)
+        else:
+            report.unchanged.append(doc.doc_id)
+    report.removed.sort()
+    store.delete_articles(report.removed + report.updated)
 
-        present = {d.doc_id for d in docs}
-        report.removed = sorted(
-            aid for aid, meta in committed.items() if aid not in present and in_scope(meta, scope)
+    def nodes_of(doc: Document) -> list[TextNode]:
+        return split_document(
+            doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_sentences
         )
-        to_write = []
-        # the same text under two names is indexed once; the other is reported as skipped
-        owner = {
-            m.get("content_hash"): aid for aid, m in committed.items() if aid not in report.removed
-        }
-        for doc in docs:
-            first = owner.setdefault(doc.metadata["content_hash"], doc.doc_id)
-            if first != doc.doc_id:
-                report.skipped.append(Skipped(doc.metadata["path"], f"same text as {first}"))
-                if doc.doc_id in committed:
-                    report.removed.append(doc.doc_id)
-                continue
-            old = committed.get(doc.doc_id)
-            if old is None:
-                report.added.append(doc.doc_id)
-                to_write.append(doc)
-            elif old.get("content_hash") != doc.metadata["content_hash"]:
-                report.updated.append(doc.doc_id)
-                to_write.append(doc)
-            else:
-                report.unchanged.append(doc.doc_id)
-        report.removed.sort()
-        store.delete_articles(report.removed + report.updated)
 
-        def nodes_of(doc: Document) -> list[TextNode]:
-            return split_document(
-                doc, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap_sentences
-            )
-
-        bar = tqdm(
-            total=len(to_write),
-            unit="article",
-            desc="indexing",
-            file=sys.stderr,
-            disable=not progress or not to_write,
-            dynamic_ncols=True,
-        )
-        writer = BatchWriter(store, settings.index_commit_passages)
-        try:
-            with bar:
-                for batch in prefetch(_batches(to_write, nodes_of, settings.index_batch)):
-                    embedded = embed_batch(embedder, batch)
-                    writer.add(embedded)
-                    report.passages_written += len(embedded.passages)
-                    bar.update(len(batch))
-                    bar.set_postfix(passages=report.passages_written)
-                writer.finish()
-        finally:
-            writer.close()
-        report.passages_total = store.count()
-        if rebuild:
-            store.switch_to(sources)
-        elif sources:
-            store.add_sources(sources)
+    bar = tqdm(
+        total=len(to_write),
+        unit="article",
+        desc="indexing",
+        file=sys.stderr,
+        disable=not progress or not to_write,
+        dynamic_ncols=True,
+    )
+    writer = BatchWriter(store, settings.index_commit_passages)
+    try:
+        with bar:
+            for batch in prefetch(_batches(to_write, nodes_of, settings.index_batch)):
+                embedded = embed_batch(embedder, batch)
+                writer.add(embedded)
+                report.passages_written += len(embedded.passages)
+                bar.update(len(batch))
+                bar.set_postfix(passages=report.passages_written)
+            writer.finish()
+    finally:
+        writer.close()
+    report.passages_total = store.count()
+    if rebuild:
+        store.switch_to(sources)
+    elif sources:
+        store.add_sources(sources)
     report.seconds = time.perf_counter() - started
     return report

@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
+from qa.ingest.reading import read_corpus
 from qa.settings import load_settings
 from qa.store.chroma import Store
-from qa.store.indexer import index_corpus, index_fingerprint
+from qa.store.indexer import _index_locked, corpus_scope, index_corpus, index_fingerprint
 from tests.conftest import ROOT
 
 N_SYNTHETIC = 60
@@ -166,3 +168,40 @@ def test_same_text_under_two_names_is_indexed_once(tmp_path, corpus_copy, embedd
     assert len(ids) == len(set(ids))
     again = index_corpus(settings, embedder=embedder, progress=False)
     assert again.added == again.removed == [] and len(again.skipped) == 1
+
+
+def test_an_article_committed_while_qa_index_waits_for_the_lock_is_kept(
+    tmp_path, corpus_copy, embedder
+):
+    """`qa index` reads its folders only once it holds the writers' lock: an article that
+    another writer (a server taking an upload) committed while it waited is not mistaken
+    for one that left the corpus."""
+    settings = load_settings(index_dir=tmp_path / "index", corpus_dir=corpus_copy)
+    index_corpus(settings, embedder=embedder, progress=False)
+    env = {**os.environ, "QA_INDEX_DIR": str(settings.index_dir), "QA_CORPUS_DIR": str(corpus_copy)}
+    with FileLock(str(settings.index_dir / "index.lock")):  # the other writer
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "qa.cli", "index"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert waiting.stderr.readline().startswith("waiting for another process")
+        (corpus_copy / "ferry.txt").write_text("Ferry\n\nThe ferry carried 7,314 people.\n")
+        docs, skipped = read_corpus([corpus_copy], corpus_copy)
+        _index_locked(  # what the holder of the lock commits meanwhile
+            settings,
+            docs,
+            skipped,
+            corpus_scope([corpus_copy]),
+            rebuild=False,
+            embedder=embedder,
+            progress=False,
+            sources=[corpus_copy],
+        )
+    out, err = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, err
+    assert out.startswith("0 added, 0 updated, 0 removed, 3 unchanged"), out
+    assert "ferry.txt" in Store(settings, index_fingerprint(settings)).committed_articles()
