@@ -130,8 +130,8 @@ def new_build_id() -> str:
     return f"b{uuid.uuid4().hex[:12]}"
 
 
-def _names(prefix: str, build: str, kinds: Iterable[str] = KINDS) -> list[str]:
-    return [f"{prefix}_{k}" + (f"_{build}" if build else "") for k in kinds]
+def _names(prefix: str, build: str) -> list[str]:
+    return [f"{prefix}_{k}" + (f"_{build}" if build else "") for k in KINDS]
 
 
 class Store:
@@ -394,12 +394,10 @@ def live_sources(settings: Settings) -> list[str]:
     return recorded_sources(client_for(settings, create=False), settings.collection_prefix)
 
 
-def drop_builds(client, prefix: str, keep: str | None) -> list[str]:
-    """Delete every build's collections but ``keep`` (None: the live one), including those
-    of an index from before builds and of a rebuild that was interrupted. Call it holding
-    the write lock: a rebuild in progress is a build that isn't live yet."""
-    if keep is None:
-        keep = (_read_alias(client, prefix) or {}).get("build", "")
+def drop_builds(client, prefix: str, keep: str) -> list[str]:
+    """Delete every build's collections but ``keep``'s, including those of an index from
+    before builds and of a rebuild that was interrupted. Call it holding the write lock: a
+    rebuild in progress is a build that isn't live yet."""
     kinds = "|".join(KINDS + _LEGACY_KINDS)
     pattern = re.compile(rf"^{re.escape(prefix)}_(?:{kinds})(?:_(b[0-9a-f]{{12}}))?$")
     dropped = []
@@ -417,8 +415,9 @@ def drop_stale_builds(settings: Settings) -> None:
     """Collections of builds that are not live (an interrupted rebuild's), and the term
     vectors file older local indexes kept beside the store."""
     client = client_for(settings, create=True)
-    if _read_alias(client, settings.collection_prefix) is not None:
-        drop_builds(client, settings.collection_prefix, keep=None)
+    live = _read_alias(client, settings.collection_prefix)
+    if live is not None:
+        drop_builds(client, settings.collection_prefix, keep=live.get("build", ""))
     if not settings.chroma_url:
         (Path(settings.index_dir) / "terms.npz").unlink(missing_ok=True)
 

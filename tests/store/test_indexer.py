@@ -23,6 +23,18 @@ from tests.conftest import ROOT
 N_SYNTHETIC = 60
 
 
+def _qa_index(env: dict[str, str], **kw) -> subprocess.Popen:
+    """A real `qa index` (no paths) in its own process, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "index"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
+
+
 def _snapshot(settings) -> dict[str, tuple[str, int, int]]:
     store = Store(settings, index_fingerprint(settings))
     return {p.passage_id: (p.article_id, p.start, p.end) for p in store.iter_passages()}
@@ -115,13 +127,7 @@ def test_kill_9_mid_index_then_reindex_completes(tmp_path, embedder):
         "QA_INDEX_BATCH": "24",
         "QA_INDEX_COMMIT_PASSAGES": "24",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "index"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _qa_index(env)
     # wait until some articles are committed, then kill without warning
     settings = load_settings(index_dir=tmp_path / "index", corpus_dir=corpus)
     deadline = time.monotonic() + 120
@@ -180,14 +186,7 @@ def test_an_article_committed_while_qa_index_waits_for_the_lock_is_kept(
     index_corpus(settings, embedder=embedder, progress=False)
     env = {**os.environ, "QA_INDEX_DIR": str(settings.index_dir), "QA_CORPUS_DIR": str(corpus_copy)}
     with FileLock(str(settings.index_dir / "index.lock")):  # the other writer
-        waiting = subprocess.Popen(
-            [sys.executable, "-m", "qa.cli", "index"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        waiting = _qa_index(env, text=True)
         assert waiting.stderr.readline().startswith("waiting for another process")
         (corpus_copy / "ferry.txt").write_text("Ferry\n\nThe ferry carried 7,314 people.\n")
         docs, skipped = read_corpus([corpus_copy], corpus_copy)
