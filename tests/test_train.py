@@ -40,4 +40,8 @@ def test_refusal_fit_runs_on_a_tiny_sample(tmp_path):
     assert model.names == FEATURES
     assert math.isfinite(model.confidence(dict.fromkeys(FEATURES, 0.5)))
     report = json.loads(out.read_text())["report_cv"]
-    assert {"squad", "squad-dropped", "shipped-dev"} <= set(report)
+    assert {"squad", "squad-dropped", "shipped"} <= set(report)
+    # the choice among passages weighs named evidence features, one weight each
+    assert model.choice_names and set(model.choice_names) <= set(FEATURES)
+    assert len(model.choice) == len(model.choice_names)
+    assert math.isfinite(model.choose(dict.fromkeys(FEATURES, 0.5)))

@@ -8,10 +8,12 @@ Questions, each labelled answerable or not:
   holding a gold answer with it (as if the paragraph had never been indexed): unanswerable,
   and plausible, since the rest of the article is about the same thing;
 - SQuAD 2.0's unanswerable questions of those articles: adversarial unanswerable ones;
-- the development sets over other news (``bench/devsets``: Reuters ``reuters_a`` and BBC,
-  written by a session that never saw the system) and ``corpus/dev.jsonl``.
-``corpus/gold.jsonl`` is never used. ``reuters_b`` and the *test* held-out SQuAD articles
-are kept out, so that ``make eval`` reports on questions the whole answerer never saw.
+- the development sets over other news (``bench/devsets``, written by sessions that never
+  saw the system): Reuters ``reuters_a``, BBC, and the odd-numbered half of ``shipped.jsonl``
+  over the shipped articles (plain, paraphrased and unanswerable questions).
+``corpus/gold.jsonl`` is never used. ``reuters_b``, the even half of ``shipped.jsonl`` and
+the *test* held-out SQuAD articles are kept out, so that ``make eval`` reports on questions
+the whole answerer never saw (``--held-out`` collects them too and reports on them).
 
 Each source counts the same in the fit (sample weights), so SQuAD's thousands of questions
 don't drown the news questions. The threshold is then set on the news questions'
@@ -64,6 +66,7 @@ def collect(
     for item in items:
         vector = engine.embedder.embed([item.question])[0]
         hits = engine.retrieve(item.question, n + (15 if drop_own else 0), vector)
+        scores = {p.passage_id: float(score) for p, score in hits}
         passages = [p for p, _ in hits]
         if drop_own:  # as if the question's own paragraph had never been indexed
             gold = [normalize(a) for a in item.answers]
@@ -86,40 +89,72 @@ def collect(
                 # cross-validation folds keep an article's questions together
                 "group": item.title or f"{source}-{item.id}",
                 "answerable": answerable,
+                "question": item.question,
                 "options": [
                     {
-                        "choice": list(o.choice),
+                        # raw material for trying other features without re-reading
+                        "span": o.passage.text[o.start : o.end],
+                        "sentence": " ".join(o.passage.text[s:e] for s, e in o.quoted),
+                        "retrieval": scores.get(o.passage.passage_id, 0.0),
+                        "reading": [r.span_score, r.null_score, r.start_lse, r.end_lse],
+                        "dense_passage": _best_cosine(vector, vectors.get(o.passage.passage_id)),
                         "correct": answerable
                         and item.answered_by(" ".join(o.passage.text[s:e] for s, e in o.quoted)),
                         "features": answerer.evidence(
                             item.question, vector, passages, vectors, readings, o
                         ),
                     }
-                    for o in options
+                    for o, r in zip(options, readings, strict=True)
                 ],
             }
         )
     return rows
 
 
+def _best_cosine(query: np.ndarray, sentences: np.ndarray | None) -> float:
+    if sentences is None or not len(sentences):
+        return 0.0
+    norms = np.linalg.norm(sentences, axis=-1) * np.linalg.norm(query)
+    return float(np.max(sentences @ query / np.maximum(norms, 1e-12)))
+
+
+# what the choice among a question's options weighs: the reader's margin and normalised span
+# probability, the question's cosine with the answer sentence and its terms' share in the
+# sentence and the passage, how many passages read the same answer, the span's length, rank
+CHOICE_FEATURES = (
+    "margin",
+    "dense",
+    "rank",
+    "span_logprob",
+    "coverage",
+    "agree",
+    "span_words",
+    "coverage_passage",
+)
+
+
+def _choice(option: dict) -> np.ndarray:
+    return np.array([option["features"][k] for k in CHOICE_FEATURES])
+
+
 def fit_choice(rows: list[dict]) -> list[float]:
     """Weights of the choice among a question's options, learned as a pairwise logistic
     regression (no intercept) on answerable questions with gold answers: for every option
     whose sentence holds the answer against every one whose sentence doesn't, which is
-    which from the difference of their choice features."""
+    which from the difference of their features."""
     from sklearn.linear_model import LogisticRegression
 
     diffs, labels = [], []
     for r in rows:
-        good = [np.array(o["choice"]) for o in r["options"] if o["correct"]]
-        bad = [np.array(o["choice"]) for o in r["options"] if not o["correct"]]
+        good = [_choice(o) for o in r["options"] if o["correct"]]
+        bad = [_choice(o) for o in r["options"] if not o["correct"]]
         for g in good:
             for b in bad:
                 diffs += [g - b, b - g]
                 labels += [1, 0]
     if len(set(labels)) < 2:
-        return [1.0, 0.0, 0.0]
-    model = LogisticRegression(fit_intercept=False, C=1.0, max_iter=2000)
+        return [1.0] + [0.0] * (len(CHOICE_FEATURES) - 1)
+    model = LogisticRegression(fit_intercept=False, C=1.0, max_iter=3000)
     model.fit(np.array(diffs), np.array(labels))
     return model.coef_[0].round(6).tolist()
 
@@ -128,7 +163,7 @@ def chosen(rows: list[dict], weights: list[float]) -> list[dict]:
     """One row per question: the option the choice weights pick."""
     out = []
     for r in rows:
-        best = max(r["options"], key=lambda o: float(np.dot(weights, o["choice"])))
+        best = max(r["options"], key=lambda o: float(np.dot(weights, _choice(o))))
         out.append({**r, "features": best["features"], "correct": best["correct"]})
     return out
 
@@ -147,66 +182,87 @@ def dev_items(path: Path) -> list[GoldItem]:
     return items
 
 
-def shipped_dev_items() -> list[GoldItem]:
-    """``corpus/dev.jsonl`` holds questions and answerability only (no gold answers)."""
-    out = []
-    for k, line in enumerate((ROOT / "corpus" / "dev.jsonl").read_text().splitlines()):
-        if line.strip():
-            obj = json.loads(line)
-            out.append(GoldItem(f"dev{k}", obj["question"], [], [], "dev", not obj["answerable"]))
-    return out
+def shipped_items(held_out: bool) -> list[GoldItem]:
+    """``bench/devsets/shipped.jsonl`` (over the shipped articles, written by a session that
+    never saw the system): odd-numbered questions for the fit, even-numbered held out."""
+    items = dev_items(ROOT / "bench" / "devsets" / "shipped.jsonl")
+    return [i for i in items if (int(i.id[2:]) % 2 == 0) == held_out]
+
+
+# Sources of questions. The refusal model and the choice are fitted on FIT_SOURCES only; the
+# others are collected the same way so that a fit can be judged on questions it never saw
+# (``--report``) without running the whole answerer again.
+FIT_SOURCES = ("squad", "squad-dropped", "squad-adversarial", "reuters", "bbc", "shipped")
+HELD_OUT = ("squad-test", "squad-test-dropped", "squad-test-adversarial", "reuters_b", "shipped_b")
+NEWS = ("reuters", "bbc", "shipped")  # the false-refusal budget is set on these
 
 
 def gather(
-    tmp: Path, limit: int | None, embedder: MiniLMEmbedding, log, tiny: bool = False
+    tmp: Path,
+    limit: int | None,
+    embedder: MiniLMEmbedding,
+    log,
+    tiny: bool = False,
+    sources: Iterable[str] = FIT_SOURCES,
 ) -> list[dict]:
-    rng = random.Random(SEED)
+    sources = set(sources)
     rows: list[dict] = []
-    # SQuAD: one index of all dev paragraphs; questions of the calibration articles
-    docs, v1_items, _ = load_squad(SQUAD / "dev-v1.1.json", None, SEED)
-    _, v2_items, _ = load_squad(SQUAD / "dev-v2.0-cs224n-half.json", None, SEED)
-    split = squad_split()
-    if tiny:  # CI: the whole path on a few paragraphs, in seconds
-        docs = docs[:12]
-        kept = {d.doc_id for d in docs}
-        v1_items = [i for i in v1_items if i.evidence_article in kept]
-        v2_items = []
-        split["calibration"] = {i.title for i in v1_items}
-    s = settings_for(tmp / "squad")
-    log("indexing SQuAD dev paragraphs")
-    index_documents(s, docs, embedder=embedder, progress=False)
-    engine = Engine(s, embedder=embedder)
-    calib = split["calibration"]
-    answerable = [i for i in v1_items if i.title in calib]
-    # v2's paragraph ids differ from v1's (another file): map by question text instead
-    impossible = [i for i in v2_items if i.unanswerable and i.title in calib]
-    k = limit or 700
-    answerable = rng.sample(answerable, min(k, len(answerable)))
-    impossible = rng.sample(impossible, min(k, len(impossible)))
-    log(
-        f"SQuAD calibration: {len(answerable)} answerable (asked twice), "
-        f"{len(impossible)} adversarial"
-    )
-    rows += collect(engine, answerable, "squad")
-    rows += collect(engine, answerable, "squad-dropped", drop_own=True)
-    rows += collect(engine, impossible, "squad-adversarial")
+    if sources & {s for s in (*FIT_SOURCES, *HELD_OUT) if s.startswith("squad")}:
+        # SQuAD: one index of all dev paragraphs; questions of the held-out articles
+        docs, v1_items, _ = load_squad(SQUAD / "dev-v1.1.json", None, SEED)
+        _, v2_items, _ = load_squad(SQUAD / "dev-v2.0-cs224n-half.json", None, SEED)
+        split = squad_split()
+        if tiny:  # CI: the whole path on a few paragraphs, in seconds
+            docs = docs[:12]
+            kept = {d.doc_id for d in docs}
+            v1_items = [i for i in v1_items if i.evidence_article in kept]
+            v2_items = []
+            split["calibration"] = {i.title for i in v1_items}
+        s = settings_for(tmp / "squad")
+        log("indexing SQuAD dev paragraphs")
+        index_documents(s, docs, embedder=embedder, progress=False)
+        engine = Engine(s, embedder=embedder)
+        for part, prefix in (("calibration", "squad"), ("test", "squad-test")):
+            titles = split[part]
+            answerable = [i for i in v1_items if i.title in titles]
+            # v2's paragraph ids differ from v1's (another file): map by question text instead
+            impossible = [i for i in v2_items if i.unanswerable and i.title in titles]
+            k = limit or 700
+            rng = random.Random(f"{SEED}-{part}")
+            answerable = rng.sample(answerable, min(k, len(answerable)))
+            impossible = rng.sample(impossible, min(k, len(impossible)))
+            log(f"SQuAD {part}: {len(answerable)} answerable, {len(impossible)} adversarial")
+            if prefix in sources:
+                rows += collect(engine, answerable, prefix)
+            if f"{prefix}-dropped" in sources:
+                rows += collect(engine, answerable, f"{prefix}-dropped", drop_own=True)
+            if f"{prefix}-adversarial" in sources:
+                rows += collect(engine, impossible, f"{prefix}-adversarial")
     # the news development sets, each over its own index
-    news = () if tiny else (("reuters", ["reuters_a.jsonl"]), ("bbc", ["bbc.jsonl"]))
-    for name, files in news:
-        corpus = tmp / f"corpus-{name}"
-        write_corpus(name, corpus)
-        s = settings_for(tmp / name, corpus)
-        log(f"indexing {name}")
+    news = {"reuters": ("reuters", "reuters_a"), "reuters_b": ("reuters", "reuters_b")}
+    news |= {"bbc": ("bbc", "bbc"), "bbc_b": ("bbc", "bbc_b")}
+    engines: dict[str, Engine] = {}
+    for source, (corpus_name, questions) in news.items():
+        if tiny or source not in sources:
+            continue
+        if corpus_name not in engines:
+            corpus = tmp / f"corpus-{corpus_name}"
+            write_corpus(corpus_name, corpus)
+            s = settings_for(tmp / corpus_name, corpus)
+            log(f"indexing {corpus_name}")
+            index_corpus(s, embedder=embedder, progress=False)
+            engines[corpus_name] = Engine(s, embedder=embedder)
+        items = dev_items(dev_questions(questions, tmp / f"{questions}.jsonl"))
+        rows += collect(engines[corpus_name], items[:limit] if limit else items, source)
+    shipped = {"shipped": lambda: shipped_items(False), "shipped_b": lambda: shipped_items(True)}
+    if sources & set(shipped):
+        s = settings_for(tmp / "shipped", ROOT / "corpus" / "articles")
         index_corpus(s, embedder=embedder, progress=False)
         engine = Engine(s, embedder=embedder)
-        for f in files:
-            items = dev_items(dev_questions(Path(f).stem, tmp / f))
-            rows += collect(engine, items[:limit] if limit else items, name)
-    s = settings_for(tmp / "shipped", ROOT / "corpus" / "articles")
-    index_corpus(s, embedder=embedder, progress=False)
-    engine = Engine(s, embedder=embedder)
-    items = shipped_dev_items()
-    rows += collect(engine, items[:limit] if limit else items, "shipped-dev")
+        for source, load in shipped.items():
+            if source in sources:
+                items = load()
+                rows += collect(engine, items[:limit] if limit else items, source)
     return rows
 
 
@@ -235,7 +291,7 @@ def fit(rows: list[dict], max_false_refusal: float, c: float = 1.0) -> tuple[dic
             continue  # a tiny sample's fold may hold one class only
         m = model().fit(z[train], y[train], sample_weight=w[train])
         cv[test] = m.decision_function(z[test])
-    news = np.array([s in ("reuters", "bbc", "shipped-dev") for s in sources])
+    news = np.array([s in NEWS for s in sources])
     ans = news & (y == 1)
     # the bias shift that refuses at most max_false_refusal of the answerable news questions
     shift = -float(np.quantile(cv[ans], max_false_refusal))
@@ -267,6 +323,28 @@ def fit(rows: list[dict], max_false_refusal: float, c: float = 1.0) -> tuple[dic
     return params, report
 
 
+def held_out_report(params: dict, rows: list[dict]) -> dict:
+    """The fitted model (as shipped) on questions it never saw, per source."""
+    z = (
+        np.array([[r["features"][f] for f in FEATURES] for r in rows]) - params["mean"]
+    ) / np.array(params["scale"])
+    answered = z @ np.array(params["weights"]) + params["bias"] >= 0
+    report = {}
+    for s in sorted({r["source"] for r in rows}):
+        sel = np.array([r["source"] == s for r in rows])
+        ys = np.array([r["answerable"] for r in rows])[sel]
+        correct = np.array([r["correct"] for r in rows])[sel]
+        a = answered[sel]
+        report[s] = {
+            "n": int(sel.sum()),
+            "false_refusal": _rate(~a[ys]),
+            "refused_unanswerable": _rate(~a[~ys]),
+            "answer_accuracy": _rate((a & correct)[ys]),
+            "correct_if_never_refused": _rate(correct[ys]),
+        }
+    return report
+
+
 def _rate(flags: np.ndarray) -> float | None:
     return round(float(np.mean(flags)), 3) if len(flags) else None
 
@@ -279,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=Path, help="reuse (or write) the collected features here")
     ap.add_argument("--work", type=Path, help="keep the indexes here (default: a temp folder)")
     ap.add_argument("--tiny", action="store_true", help="a few questions, for CI: seconds")
+    ap.add_argument(
+        "--held-out",
+        action="store_true",
+        help="also ask the held-out questions (SQuAD test articles, reuters_b, shipped_b) and "
+        "report the fitted model on them (about 15 min more)",
+    )
     args = ap.parse_args(argv)
     if args.tiny:
         args.limit = args.limit or 6
@@ -291,17 +375,24 @@ def main(argv: list[str] | None = None) -> int:
         rows = json.loads(args.rows.read_text())
     else:
         embedder = MiniLMEmbedding(0, 32)
+        sources = (*FIT_SOURCES, *(HELD_OUT if args.held_out else ()))
         if args.work:
-            rows = gather(args.work, args.limit, embedder, log, args.tiny)
+            rows = gather(args.work, args.limit, embedder, log, args.tiny, sources)
         else:
             with tempfile.TemporaryDirectory(prefix="qa-fit-") as tmp:
-                rows = gather(Path(tmp), args.limit, embedder, log, args.tiny)
+                rows = gather(Path(tmp), args.limit, embedder, log, args.tiny, sources)
         if args.rows:
             args.rows.write_text(json.dumps(rows))
-    weights = fit_choice(rows)
-    params, report = fit(chosen(rows, weights), args.max_false_refusal)
+    fitted = [r for r in rows if r["source"] in FIT_SOURCES]
+    weights = fit_choice(fitted)
+    params, report = fit(chosen(fitted, weights), args.max_false_refusal)
     params["choice"] = weights
+    params["choice_features"] = list(CHOICE_FEATURES)
     params["report_cv"] = report
+    held = chosen([r for r in rows if r["source"] not in FIT_SOURCES], weights)
+    if held:
+        params["report_held_out"] = held_out_report(params, held)
+        report = report | params["report_held_out"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(params, indent=1) + "\n")
     for s, r in report.items():

@@ -118,9 +118,10 @@ class RefusalModel:
     scale: tuple[float, ...]
     weights: tuple[float, ...]
     bias: float
-    # how an answer is chosen among the passages' options: weights of (margin, cosine of the
-    # question with the answer sentence, log(1 + rank)); (1, 0, 0) is "largest margin"
-    choice: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    # how an answer is chosen among the passages' options: weights of the named features
+    # (learned pairwise by ``train/fit_refusal.py``); ("margin",) at 1 is "largest margin"
+    choice: tuple[float, ...] = (1.0,)
+    choice_names: tuple[str, ...] = ("margin",)
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> RefusalModel:
@@ -131,15 +132,19 @@ class RefusalModel:
             tuple(data["scale"]),
             tuple(data["weights"]),
             float(data["bias"]),
-            tuple(data.get("choice", (1.0, 0.0, 0.0))),
+            tuple(data.get("choice", (1.0,))),
+            tuple(data.get("choice_features", ("margin",))),
         )
-        if set(model.names) - set(FEATURES):
+        if len(model.choice) != len(model.choice_names):
+            raise ValueError(f"{path}: the choice's weights and feature names differ in number")
+        if (set(model.names) | set(model.choice_names)) - set(FEATURES):
             raise ValueError(f"{path} names features this version does not compute")
         return model
 
-    def choose(self, option: Sequence[float]) -> float:
-        """The score by which an answer is chosen among the passages (higher is better)."""
-        return float(np.dot(self.choice, option))
+    def choose(self, feats: dict[str, float]) -> float:
+        """The score by which an answer is chosen among the passages' options (higher is
+        better), from the evidence for answering with each."""
+        return float(np.dot(self.choice, [feats[k] for k in self.choice_names]))
 
     def confidence(self, feats: dict[str, float]) -> float:
         x = np.array([feats[k] for k in self.names])

@@ -5,15 +5,15 @@ surfaces can highlight it; or, when the refusal model (``qa.answer.refusal``) ju
 corpus doesn't answer, a refusal.
 
 Among the passages read, the answer comes from the one whose best span scores best under
-weights learned from data (``train/fit_refusal.py``): above all the reader's margin (how much
-it prefers the span over "no answer here": a passage's raw span score is not comparable with
-another's, its margin over its own no-answer score is), then the question's closeness to the
-answer sentence and the passage's retrieval rank.
+weights learned from data (``train/fit_refusal.py``) over the evidence for answering with it:
+the reader's margin (how much it prefers the span over "no answer here": a passage's raw span
+score is not comparable with another's, its margin over its own no-answer score is), the
+question's closeness to the answer sentence and its terms' share in it, how many passages
+read the same answer, and the passage's retrieval rank.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -75,11 +75,16 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return b @ a / np.maximum(np.linalg.norm(b, axis=-1) * np.linalg.norm(a), 1e-12)
 
 
+def _closest(query_vector: np.ndarray, sentence_vectors: dict[str, np.ndarray]) -> float:
+    """The question's cosine with its closest retrieved sentence."""
+    every = [v for v in sentence_vectors.values() if len(v)]
+    return float(np.max(_cosine(query_vector, np.vstack(every)))) if every else 0.0
+
+
 @dataclass
 class Option:
-    """One passage's answer as the reader sees it: what choosing it would quote, and the
-    evidence for choosing it over the other passages' (``choice``: margin, the question's
-    cosine with the answer sentence, log(1 + rank))."""
+    """One passage's answer as the reader sees it: what choosing it would quote (the
+    evidence for choosing it over the other passages' is ``SpanSelector.evidence``)."""
 
     index: int
     passage: StoredPassage
@@ -87,16 +92,16 @@ class Option:
     end: int
     quoted: list[tuple[int, int]]  # the sentences holding it, relative spans
     dense: float
-    choice: tuple[float, float, float]
 
 
 class SpanSelector:
     """(question, retrieved passages) -> ``Selection``. Thread-safe: no per-question state.
 
     The reader reads every passage; the answer comes from the passage whose option scores
-    best under the learned choice weights (``RefusalModel.choose``: mostly the reader's
-    margin, helped by how close the answer sentence is to the question and by retrieval
-    rank); the refusal model then judges that answer."""
+    best under the learned choice weights (``RefusalModel.choose``, over the same evidence
+    the refusal model reads: the reader's margin and normalised span probability, how close
+    the answer sentence is to the question and how much of it it covers, how many passages
+    read the same answer, retrieval rank); the refusal model then judges that answer."""
 
     def __init__(self, keyword: KeywordIndex, reader: Reader, refusal: RefusalModel) -> None:
         self.keyword = keyword
@@ -121,9 +126,7 @@ class SpanSelector:
             dense = 0.0
             if vectors is not None and len(vectors) == len(spans):
                 dense = float(np.max(_cosine(query_vector, vectors[picked])))
-            options.append(
-                Option(i, p, r.start, r.end, quoted, dense, (r.margin, dense, math.log1p(i)))
-            )
+            options.append(Option(i, p, r.start, r.end, quoted, dense))
         return readings, options
 
     def evidence(
@@ -134,12 +137,12 @@ class SpanSelector:
         sentence_vectors: dict[str, np.ndarray],
         readings: Sequence[Reading],
         option: Option,
+        dense_best: float | None = None,
     ) -> dict[str, float]:
-        """The refusal model's features for answering with ``option``."""
-        all_vectors = [v for v in sentence_vectors.values() if len(v)]
-        dense_best = (
-            float(np.max(_cosine(query_vector, np.vstack(all_vectors)))) if all_vectors else 0.0
-        )
+        """The refusal model's features for answering with ``option`` (``dense_best``: the
+        question's cosine with its closest retrieved sentence, when already known)."""
+        if dense_best is None:
+            dense_best = _closest(query_vector, sentence_vectors)
         p = option.passage
         return features(
             query,
@@ -165,8 +168,14 @@ class SpanSelector:
         if not passages:
             return Selection(True, [], -1.0, {})
         readings, options = self.options(query, query_vector, passages, sentence_vectors)
-        best = max(options, key=lambda o: self.refusal.choose(o.choice))
-        feats = self.evidence(query, query_vector, passages, sentence_vectors, readings, best)
+        # every option's evidence: the choice weighs the same features the refusal does
+        closest = _closest(query_vector, sentence_vectors)
+        evidence = [
+            self.evidence(query, query_vector, passages, sentence_vectors, readings, o, closest)
+            for o in options
+        ]
+        k = max(range(len(options)), key=lambda i: self.refusal.choose(evidence[i]))
+        best, feats = options[k], evidence[k]
         confidence = self.refusal.confidence(feats)
         p = best.passage
         sentences = [

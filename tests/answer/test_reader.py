@@ -3,6 +3,7 @@ rendering of the short answer."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -33,6 +34,16 @@ def test_the_models_ship_inside_the_package():
     assert (MODEL_DIR.parent / "MODEL_CARD.md").is_file()
     model = RefusalModel.load(MODEL_PATH)
     assert set(model.names) <= set(FEATURES) and len(model.weights) == len(model.names)
+    assert set(model.choice_names) <= set(FEATURES) and len(model.choice) == len(model.choice_names)
+
+
+def test_a_refusal_model_whose_choice_weights_dont_match_its_names_is_rejected(tmp_path):
+    data = json.loads(MODEL_PATH.read_text())
+    data["choice"] = data["choice"][:-1]
+    broken = tmp_path / "refusal.json"
+    broken.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="differ in number"):
+        RefusalModel.load(broken)
 
 
 def test_the_reader_runs_with_no_network(monkeypatch):
