@@ -82,20 +82,8 @@ def test_paraphrased_questions_are_answered(engine, question, expected):
                 "confident 'who' answer"
             ),
         ),
-        pytest.param(
-            "How much gas does Russia sell to Germany?",
-            marks=pytest.mark.xfail(
-                reason="known miss of the learned refusal: answered with the 38 bcm a year "
-                "Russia will sell China (the country is the one detail that differs)"
-            ),
-        ),
-        pytest.param(
-            "When will the pipeline be finished?",
-            marks=pytest.mark.xfail(
-                reason="known miss of the learned refusal: answered with the date the gas "
-                "contract was sealed (May 21), not when the pipeline is finished"
-            ),
-        ),
+        "How much gas does Russia sell to Germany?",
+        "When will the pipeline be finished?",
         "What is the population of Kazakhstan?",
         pytest.param(
             "How many sailors took part in Joint Sea-2014?",

@@ -189,10 +189,30 @@ def shipped_items(held_out: bool) -> list[GoldItem]:
     return [i for i in items if (int(i.id[2:]) % 2 == 0) == held_out]
 
 
+def foreign_items(tmp: Path, tiny: bool) -> list[GoldItem]:
+    """Reuters A's and BBC's answerable questions, as unanswerable ones of another corpus."""
+    if tiny:
+        return []
+    items = []
+    for name in ("reuters_a", "bbc"):
+        for i in dev_items(dev_questions(name, tmp / f"{name}.jsonl")):
+            if not i.unanswerable:
+                items.append(GoldItem(f"{name}-{i.id}", i.question, [], [], i.type, True))
+    return items
+
+
 # Sources of questions. The refusal model and the choice are fitted on FIT_SOURCES only; the
 # others are collected the same way so that a fit can be judged on questions it never saw
 # (``--report``) without running the whole answerer again.
-FIT_SOURCES = ("squad", "squad-dropped", "squad-adversarial", "reuters", "bbc", "shipped")
+FIT_SOURCES = (
+    "squad",
+    "squad-dropped",
+    "squad-adversarial",
+    "reuters",
+    "bbc",
+    "shipped",
+    "shipped-foreign",
+)
 HELD_OUT = ("squad-test", "squad-test-dropped", "squad-test-adversarial", "reuters_b", "shipped_b")
 NEWS = ("reuters", "bbc", "shipped")  # the false-refusal budget is set on these
 
@@ -255,6 +275,9 @@ def gather(
         items = dev_items(dev_questions(questions, tmp / f"{questions}.jsonl"))
         rows += collect(engines[corpus_name], items[:limit] if limit else items, source)
     shipped = {"shipped": lambda: shipped_items(False), "shipped_b": lambda: shipped_items(True)}
+    # off-topic questions: the other corpora's answerable development questions asked of
+    # the shipped articles, which answer none of them (what a small corpus meets most)
+    shipped["shipped-foreign"] = lambda: foreign_items(tmp, tiny)
     if sources & set(shipped):
         s = settings_for(tmp / "shipped", ROOT / "corpus" / "articles")
         index_corpus(s, embedder=embedder, progress=False)
