@@ -109,6 +109,11 @@ class Engine:
             try:
                 if self.store.generation() != self._generation:
                     self.reload()
+            except IndexGone:
+                # builds switched again during the reload; a question that isn't waiting
+                # answers from the state it has, and the next one reloads
+                if wait:
+                    raise
             finally:
                 self._reloading.release()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import inspect
 import json
 import re
 import time
@@ -104,18 +105,32 @@ class IndexGone(Busy):
 
 
 def _gone_is_retryable(method):
-    """Turn Chroma's "collection does not exist" during a read into ``IndexGone``."""
+    """Turn Chroma's "collection does not exist" during a read into ``IndexGone``. A
+    generator's reads happen while it is iterated, after the call has returned, so its
+    wrapper iterates inside the ``try``."""
+
+    def gone(self, exc: Exception) -> Exception:
+        if is_not_found(exc):
+            return IndexGone(f"the index at {self.where} was replaced while reading it: ask again")
+        return exc
+
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def iterating(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except Exception as exc:
+                raise gone(self, exc) from None
+
+        return iterating
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:
-            if is_not_found(exc):
-                raise IndexGone(
-                    f"the index at {self.where} was replaced while reading it: ask again"
-                ) from None
-            raise
+            raise gone(self, exc) from None
 
     return wrapper
 

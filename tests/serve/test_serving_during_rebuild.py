@@ -31,6 +31,6 @@ def test_every_question_during_a_rebuild_is_answered(store, tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(out.read_text())
-    assert got["failed"] == 0, got
+    assert got["failed"] == 0, got["failures"]  # the first few, with their status and body
     assert got["answered_during_rebuild"] >= 3, got  # the rebuild really ran under questions
     assert got["new_corpus_answered"] == [True] * got["apps"], got

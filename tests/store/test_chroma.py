@@ -45,6 +45,8 @@ def test_rebuild_switches_builds_under_a_running_engine(settings, corpus_copy, e
     # engine reloads the new build and reads again
     with pytest.raises(IndexGone):
         engine._state.store.count()
+    with pytest.raises(IndexGone):  # a paged read too (a generator: read while iterated)
+        list(engine._state.store.iter_passages())
     count, build = engine.on_live_index(lambda state: (state.store.count(), state.store.build))
     assert build == new and count == engine.store.count()
     result = engine.ask(NOTE_Q)
