@@ -44,6 +44,7 @@ from corpora import dev_questions  # noqa: E402
 from corpora import write as write_corpus  # noqa: E402
 
 from qa.answer.refusal import FEATURES, MODEL_PATH  # noqa: E402
+from qa.answer.selection import closest_cosine  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.eval.evaluate import GoldItem, normalize, read_gold  # noqa: E402
 from qa.eval.squad import load_squad, squad_split  # noqa: E402
@@ -97,7 +98,9 @@ def collect(
                         "sentence": " ".join(o.passage.text[s:e] for s, e in o.quoted),
                         "retrieval": scores.get(o.passage.passage_id, 0.0),
                         "reading": [r.span_score, r.null_score, r.start_lse, r.end_lse],
-                        "dense_passage": _best_cosine(vector, vectors.get(o.passage.passage_id)),
+                        "dense_passage": closest_cosine(
+                            vector, [vectors.get(o.passage.passage_id)]
+                        ),
                         "correct": answerable
                         and item.answered_by(" ".join(o.passage.text[s:e] for s, e in o.quoted)),
                         "features": answerer.evidence(
@@ -109,13 +112,6 @@ def collect(
             }
         )
     return rows
-
-
-def _best_cosine(query: np.ndarray, sentences: np.ndarray | None) -> float:
-    if sentences is None or not len(sentences):
-        return 0.0
-    norms = np.linalg.norm(sentences, axis=-1) * np.linalg.norm(query)
-    return float(np.max(sentences @ query / np.maximum(norms, 1e-12)))
 
 
 # what the choice among a question's options weighs: the reader's margin and normalised span

@@ -55,6 +55,11 @@ def _share(weights: dict[str, float], found: set[str] | frozenset[str]) -> float
     return sum(w for t, w in weights.items() if t in found) / total if total else 0.0
 
 
+def spans_terms(readings: Sequence[Reading], passage_texts: Sequence[str]) -> list[list[str]]:
+    """Each passage's best span as terms: what ``agree`` compares."""
+    return [terms(text[r.start : r.end]) for r, text in zip(readings, passage_texts, strict=True)]
+
+
 def features(
     question: str,
     readings: Sequence[Reading],
@@ -66,8 +71,11 @@ def features(
     dense_best: float,
     keyword: KeywordIndex,
     passage_id: str | None = None,
+    read_terms: Sequence[list[str]] | None = None,
 ) -> dict[str, float]:
-    """The evidence for answering ``question`` with the span of passage ``chosen``."""
+    """The evidence for answering ``question`` with the span of passage ``chosen``.
+    ``read_terms``: each passage's best span as terms (``span_terms``), when already known:
+    a question's options share them."""
     r = readings[chosen]
     start_norm = np.logaddexp.reduce([x.start_lse for x in readings])
     end_norm = np.logaddexp.reduce([x.end_lse for x in readings])
@@ -75,9 +83,9 @@ def features(
     weights = {t: keyword.idf(t) for t in asked}
     span_list = terms(span_text)
     span_terms = set(span_list)
-    same = sum(
-        terms(passage_texts[i][x.start : x.end]) == span_list for i, x in enumerate(readings)
-    )
+    if read_terms is None:
+        read_terms = spans_terms(readings, passage_texts)
+    same = sum(t == span_list for t in read_terms)
     return {
         "margin": _clip(r.margin),
         "span_logprob": _clip(r.span_score - start_norm - end_norm),

@@ -14,13 +14,13 @@ read the same answer, and the passage's retrieval rank.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from qa.answer.reader import Reader, Reading
-from qa.answer.refusal import RefusalModel, features
+from qa.answer.refusal import RefusalModel, features, spans_terms
 from qa.ingest.chunking import parse_sentence_spans
 from qa.retrieve.keyword import KeywordIndex
 from qa.store.chroma import StoredPassage
@@ -75,9 +75,12 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return b @ a / np.maximum(np.linalg.norm(b, axis=-1) * np.linalg.norm(a), 1e-12)
 
 
-def _closest(query_vector: np.ndarray, sentence_vectors: dict[str, np.ndarray]) -> float:
-    """The question's cosine with its closest retrieved sentence."""
-    every = [v for v in sentence_vectors.values() if len(v)]
+def closest_cosine(
+    query_vector: np.ndarray, sentence_vectors: Iterable[np.ndarray | None]
+) -> float:
+    """The question's cosine with its closest sentence among ``sentence_vectors`` (each an
+    array of one passage's sentence vectors)."""
+    every = [v for v in sentence_vectors if v is not None and len(v)]
     return float(np.max(_cosine(query_vector, np.vstack(every)))) if every else 0.0
 
 
@@ -138,11 +141,13 @@ class SpanSelector:
         readings: Sequence[Reading],
         option: Option,
         dense_best: float | None = None,
+        read_terms: Sequence[list[str]] | None = None,
     ) -> dict[str, float]:
         """The refusal model's features for answering with ``option`` (``dense_best``: the
-        question's cosine with its closest retrieved sentence, when already known)."""
+        question's cosine with its closest retrieved sentence, and ``read_terms``: every
+        passage's span as terms, when already known: the options of a question share them)."""
         if dense_best is None:
-            dense_best = _closest(query_vector, sentence_vectors)
+            dense_best = closest_cosine(query_vector, sentence_vectors.values())
         p = option.passage
         return features(
             query,
@@ -155,6 +160,7 @@ class SpanSelector:
             dense_best,
             self.keyword,
             p.passage_id,
+            read_terms,
         )
 
     def select(
@@ -169,9 +175,12 @@ class SpanSelector:
             return Selection(True, [], -1.0, {})
         readings, options = self.options(query, query_vector, passages, sentence_vectors)
         # every option's evidence: the choice weighs the same features the refusal does
-        closest = _closest(query_vector, sentence_vectors)
+        nearest = closest_cosine(query_vector, sentence_vectors.values())
+        read = spans_terms(readings, [p.text for p in passages])
         evidence = [
-            self.evidence(query, query_vector, passages, sentence_vectors, readings, o, closest)
+            self.evidence(
+                query, query_vector, passages, sentence_vectors, readings, o, nearest, read
+            )
             for o in options
         ]
         k = max(range(len(options)), key=lambda i: self.refusal.choose(evidence[i]))
