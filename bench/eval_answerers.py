@@ -16,7 +16,11 @@ Sets (corpus text is read from ../shared; only our own questions live in the rep
 - ``reuters-b``: bench/devsets/reuters_b.jsonl over 200 Reuters articles: held out from
   every fit (the refusal model never saw it);
 - ``reuters-a``, ``bbc``: the development questions the refusal model was fitted on
-  (in-sample for it; shown for completeness).
+  (in-sample for it; shown for completeness);
+- ``shipped-b``: the even-numbered half of bench/devsets/shipped.jsonl (plain, paraphrased
+  and unanswerable questions over the shipped articles), held out from every fit;
+- ``bbc-b``: bench/devsets/bbc_b.jsonl over the BBC articles that ``bbc`` doesn't ask about,
+  held out from every fit.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench" / "devsets"))
-from corpora import dev_questions, write, write_questions  # noqa: E402
+from corpora import dev_questions, shipped_half, write, write_questions  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 PY = Path(sys.executable)
@@ -43,6 +47,8 @@ SETS = {
     "reuters-b": (OUT / "devsets" / "reuters_b.jsonl", "reuters", "Reuters dev B"),
     "reuters-a": (OUT / "devsets" / "reuters_a.jsonl", "reuters", "Reuters dev A"),
     "bbc": (OUT / "devsets" / "bbc.jsonl", "bbc", "BBC dev"),
+    "shipped-b": (OUT / "devsets" / "shipped_b.jsonl", None, "shipped articles dev B"),
+    "bbc-b": (OUT / "devsets" / "bbc_b.jsonl", "bbc", "BBC dev B"),
 }
 
 
@@ -79,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         questions, corpus, label = SETS[name]
         if name == "squad-heldout":
             write_questions(questions)
+        elif name == "shipped-b":
+            shipped_half(True, questions)
         elif name != "gold":
             dev_questions(questions.stem, questions)
         if corpus is None:

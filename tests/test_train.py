@@ -25,7 +25,7 @@ def test_reader_training_runs_on_a_tiny_sample(tmp_path):
     done = _run("train/train_reader.py", "--tiny", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     meta = json.loads((out / "training.json").read_text())
-    assert meta["examples"] == 24 and meta["steps"] >= 1
+    assert meta["examples"] == 8 and meta["steps"] >= 1
     assert not set(meta["train_articles"]) & set(meta["test_articles"])
     (reading,) = Reader(threads=1, model_dir=out).read("Who?", ["Ann Lee wrote it."])
     assert 0 <= reading.start <= reading.end <= len("Ann Lee wrote it.")

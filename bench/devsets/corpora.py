@@ -160,8 +160,8 @@ def write(name: str, out_dir: Path) -> Path:
 
 
 def dev_questions(name: str, out: Path) -> Path:
-    """A development question file (``reuters_a``, ``reuters_b``, ``bbc``) in the gold-file
-    format. The files here point at their evidence by article and offsets into the text
+    """A development question file (``reuters_a``, ``reuters_b``, ``bbc``, ``bbc_b``) in the
+    gold-file format. The files here point at their evidence by article and offsets into the text
     ``write`` produces, so that no article text is kept in the repository; the quoted
     evidence is filled in from ``../shared`` here."""
     corpus = "bbc" if name.startswith("bbc") else "reuters"
@@ -174,6 +174,16 @@ def dev_questions(name: str, out: Path) -> Path:
     return out
 
 
+def shipped_half(held_out: bool, out: Path) -> Path:
+    """The held-out (even-numbered) or fitted (odd) half of ``shipped.jsonl``, the questions
+    over the shipped articles; ``train/fit_refusal.py`` splits it the same way."""
+    with (HERE / "shipped.jsonl").open(encoding="utf-8") as f, out.open("w") as w:
+        for line in f:
+            if (int(json.loads(line)["id"][2:]) % 2 == 0) == held_out:
+                w.write(line)
+    return out
+
+
 def write_questions(path: Path) -> Path:
     with path.open("w", encoding="utf-8") as f:
         for q in squad_heldout_questions():
@@ -182,7 +192,7 @@ def write_questions(path: Path) -> Path:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] in ("reuters_a", "reuters_b", "bbc"):
+    if sys.argv[1] in ("reuters_a", "reuters_b", "bbc", "bbc_b"):
         print(dev_questions(sys.argv[1], Path(sys.argv[2])))
     elif sys.argv[1] == "squad-questions":
         print(write_questions(Path(sys.argv[2])))
