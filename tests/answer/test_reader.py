@@ -93,3 +93,17 @@ def test_emphasise_marks_the_span_once_and_leaves_refusals_alone():
     refused = {"answer": "No.", "refused": True, "answer_span": None, "retrieved": [1, 2, 3, 4]}
     assert emphasise(refused) == "No."
     assert closest(refused) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_passage_reads_the_same_whatever_is_read_beside_it(threads):
+    """The model is dynamically quantised (an int8 scale per input tensor): read in one
+    batch, a passage's scores would shift with its batch mates and with how many passages
+    are read. Each passage is read on its own, with one thread or several."""
+    reader = Reader(threads=threads)
+    question = "Who directed the version of Exorcist: The Beginning that was shelved?"
+    others = [CAMPBELL, "The producers hired Renny Harlin. " * 12, "Budapest hosted it."]
+    alone = reader.read(question, [SCHRADER])[0]
+    for beside in (others[:1], others, others[::-1]):
+        assert reader.read(question, [SCHRADER, *beside])[0] == alone
+        assert reader.read(question, [*beside, SCHRADER])[-1] == alone
