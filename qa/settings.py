@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     index_commit_passages: int = Field(
         4096, ge=1, description="passages between commits (work redone after a crash)"
     )
-    threads: int = Field(0, ge=0, description="onnxruntime threads; 0 = all cores")
+    threads: int = Field(
+        0, ge=0, description="embedder threads and passages read at once; 0 = all cores"
+    )
     max_question_chars: int = Field(4000, ge=1)
 
     # the server (`qa serve`, app.py)
