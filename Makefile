@@ -67,8 +67,8 @@ eval: install
 		--quiet --json docs/eval/squad-v2.0-half.json
 	# the news development sets' results quote BBC and Reuters sentences (research-only
 	# data): their figures go to the terminal and the README, not into docs/
-	$(BIN)/python -m qa.eval.report docs/eval/gold.json docs/eval/squad-heldout.json \
-		docs/eval/squad-v2.0-heldout.json docs/eval/squad-v1.1.json \
+	$(BIN)/python -m qa.eval.report docs/eval/gold.json docs/eval/shipped-b.json \
+		docs/eval/squad-heldout.json docs/eval/squad-v2.0-heldout.json docs/eval/squad-v1.1.json \
 		docs/eval/squad-v2.0-half.json --out docs/eval.md --command "make eval"
 
 # Retrain the shipped models (qa/models/): the reader (about 40 min on 2 cores), then the
