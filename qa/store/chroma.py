@@ -109,10 +109,8 @@ def _gone_is_retryable(method):
     generator's reads happen while it is iterated, after the call has returned, so its
     wrapper iterates inside the ``try``."""
 
-    def gone(self, exc: Exception) -> Exception:
-        if is_not_found(exc):
-            return IndexGone(f"the index at {self.where} was replaced while reading it: ask again")
-        return exc
+    def gone(self) -> IndexGone:
+        return IndexGone(f"the index at {self.where} was replaced while reading it: ask again")
 
     if inspect.isgeneratorfunction(method):
 
@@ -121,7 +119,9 @@ def _gone_is_retryable(method):
             try:
                 yield from method(self, *args, **kwargs)
             except Exception as exc:
-                raise gone(self, exc) from None
+                if is_not_found(exc):
+                    raise gone(self) from None
+                raise
 
         return iterating
 
@@ -130,7 +130,9 @@ def _gone_is_retryable(method):
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:
-            raise gone(self, exc) from None
+            if is_not_found(exc):
+                raise gone(self) from None
+            raise
 
     return wrapper
 
