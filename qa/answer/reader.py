@@ -36,6 +36,10 @@ class Reading:
     null_score: float  # the same at [CLS]: "no answer here"
     start_lse: float  # log-sum-exp of the passage's start logits (for normalising)
     end_lse: float
+    # the next best spans (start, end, score), best first: the answerer weighs the best span
+    # of each sentence, not only the passage's single best (which may sit in a sentence the
+    # question isn't about while the answer is a close second elsewhere)
+    alternatives: tuple[tuple[int, int, float], ...] = ()
 
     @property
     def margin(self) -> float:
@@ -53,12 +57,15 @@ class Reader:
     a passage always reads the same, and with no padding it costs no more; ``threads``
     passages are read at once."""
 
-    def __init__(self, threads: int = 1, model_dir: Path = MODEL_DIR, max_span: int = 30) -> None:
+    def __init__(
+        self, threads: int = 1, model_dir: Path = MODEL_DIR, max_span: int = 30, n_best: int = 12
+    ) -> None:
         onnx_path = model_dir / "reader.onnx"
         if not onnx_path.is_file():
             raise FileNotFoundError(f"the reader model {onnx_path} is missing from the package")
         self.model_dir = model_dir
         self.max_span = max_span
+        self.n_best = n_best
         # loaded here, once, not on first use: two first questions at once would load twice
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1  # one passage is too small to split over cores
@@ -99,17 +106,25 @@ class Reader:
         band = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(
             np.ones((n, n), dtype=bool), self.max_span
         )
-        pair = np.where(band, pair, -np.inf)
-        best = int(np.argmax(pair))
-        i, j = divmod(best, n)
-        score = float(pair[i, j])
-        if not np.isfinite(score):  # a passage with no tokens left after truncation
+        flat = np.where(band, pair, -np.inf).ravel()
+        k = min(self.n_best, flat.size)
+        top = np.argpartition(-flat, k - 1)[:k]
+        top = top[np.argsort(-flat[top], kind="stable")]
+        spans = [
+            (enc.offsets[i][0], enc.offsets[j][1], float(flat[b]))
+            for b in top
+            if np.isfinite(flat[b])
+            for i, j in [divmod(int(b), n)]
+        ]
+        if not spans:  # a passage with no tokens left after truncation
             return Reading(0, 0, -1e4, null, null, null)
+        start, end, score = spans[0]
         return Reading(
-            start=enc.offsets[i][0],
-            end=enc.offsets[j][1],
+            start=start,
+            end=end,
             span_score=score,
             null_score=null,
             start_lse=float(np.logaddexp.reduce(s_ctx[context])),
             end_lse=float(np.logaddexp.reduce(e_ctx[context])),
+            alternatives=tuple(spans[1:]),
         )

@@ -86,15 +86,17 @@ def closest_cosine(
 
 @dataclass
 class Option:
-    """One passage's answer as the reader sees it: what choosing it would quote (the
-    evidence for choosing it over the other passages' is ``SpanSelector.evidence``)."""
+    """A span the reader found in one passage, the best of its sentence: what choosing it
+    would quote (the evidence for choosing it over the others is ``SpanSelector.evidence``)."""
 
-    index: int
+    index: int  # of its passage among those read
     passage: StoredPassage
     start: int  # the span, relative to the passage text
     end: int
     quoted: list[tuple[int, int]]  # the sentences holding it, relative spans
     dense: float
+    span_score: float  # the reader's start + end logit for this span
+    order: int = 0  # 0: the passage's best span; 1, 2, ...: best of another sentence
 
 
 class SpanSelector:
@@ -106,10 +108,19 @@ class SpanSelector:
     the answer sentence is to the question and how much of it it covers, how many passages
     read the same answer, retrieval rank); the refusal model then judges that answer."""
 
-    def __init__(self, keyword: KeywordIndex, reader: Reader, refusal: RefusalModel) -> None:
+    def __init__(
+        self,
+        keyword: KeywordIndex,
+        reader: Reader,
+        refusal: RefusalModel,
+        per_passage: int | None = None,
+    ) -> None:
         self.keyword = keyword
         self.reader = reader
         self.refusal = refusal
+        # how many sentences' spans of each passage compete: chosen with the weights that
+        # were fitted on that many (``refusal.json``); the fit collects more to compare
+        self.per_passage = per_passage or refusal.per_passage
 
     def options(
         self,
@@ -123,13 +134,22 @@ class SpanSelector:
         for i, (p, r) in enumerate(zip(passages, readings, strict=True)):
             # the whole passage is one sentence when its sentence spans are unknown
             spans = parse_sentence_spans(p.sentences) or [(0, len(p.text))]
-            picked = _sentences_around(spans, r.start, r.end)
-            quoted = [spans[k] for k in picked]
             vectors = sentence_vectors.get(p.passage_id)
-            dense = 0.0
-            if vectors is not None and len(vectors) == len(spans):
-                dense = float(np.max(_cosine(query_vector, vectors[picked])))
-            options.append(Option(i, p, r.start, r.end, quoted, dense))
+            seen: set[tuple[int, ...]] = set()
+            # the passage's best span, then the best span of each other sentence the
+            # reader's n-best reaches, up to ``per_passage`` options
+            for start, end, score in ((r.start, r.end, r.span_score), *r.alternatives):
+                picked = _sentences_around(spans, start, end)
+                if tuple(picked) in seen:
+                    continue
+                seen.add(tuple(picked))
+                dense = 0.0
+                if vectors is not None and len(vectors) == len(spans):
+                    dense = float(np.max(_cosine(query_vector, vectors[picked])))
+                quoted = [spans[k] for k in picked]
+                options.append(Option(i, p, start, end, quoted, dense, score, len(seen) - 1))
+                if len(seen) >= self.per_passage:
+                    break
         return readings, options
 
     def evidence(
@@ -161,6 +181,7 @@ class SpanSelector:
             self.keyword,
             p.passage_id,
             read_terms,
+            option.span_score,
         )
 
     def select(
