@@ -13,6 +13,7 @@ here: it is twenty lines of numpy, and transformers' pipeline would need PyTorch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,10 @@ class Reading:
     null_score: float  # the same at [CLS]: "no answer here"
     start_lse: float  # log-sum-exp of the passage's start logits (for normalising)
     end_lse: float
-    # the next best spans (start, end, score), best first: the answerer weighs the best span
-    # of each sentence, not only the passage's single best (which may sit in a sentence the
-    # question isn't about while the answer is a close second elsewhere)
+    # the best span (start, end, score) of each other sentence, best first, when the
+    # sentences were given: the answerer weighs these too, not only the passage's single
+    # best (which may sit in a sentence the question isn't about while the answer is a
+    # close second in another)
     alternatives: tuple[tuple[int, int, float], ...] = ()
 
     @property
@@ -57,15 +59,12 @@ class Reader:
     a passage always reads the same, and with no padding it costs no more; ``threads``
     passages are read at once."""
 
-    def __init__(
-        self, threads: int = 1, model_dir: Path = MODEL_DIR, max_span: int = 30, n_best: int = 12
-    ) -> None:
+    def __init__(self, threads: int = 1, model_dir: Path = MODEL_DIR, max_span: int = 30) -> None:
         onnx_path = model_dir / "reader.onnx"
         if not onnx_path.is_file():
             raise FileNotFoundError(f"the reader model {onnx_path} is missing from the package")
         self.model_dir = model_dir
         self.max_span = max_span
-        self.n_best = n_best
         # loaded here, once, not on first use: two first questions at once would load twice
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1  # one passage is too small to split over cores
@@ -79,46 +78,69 @@ class Reader:
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=MAX_LEN, strategy="only_second")
 
-    def read(self, question: str, passages: list[str]) -> list[Reading]:
-        """One reading per passage, in order."""
+    def read(
+        self,
+        question: str,
+        passages: list[str],
+        sentences: Sequence[Sequence[tuple[int, int]]] | None = None,
+    ) -> list[Reading]:
+        """One reading per passage, in order. With ``sentences`` (each passage's sentence
+        spans, character offsets), each reading also gives the best span inside every other
+        sentence (``Reading.alternatives``)."""
         encodings = self._tokenizer.encode_batch([(question, p) for p in passages])
-        if self._pool is None or len(encodings) < 2:
-            return [self._read_one(e) for e in encodings]
-        return list(self._pool.map(self._read_one, encodings))
+        jobs = list(zip(encodings, sentences or [()] * len(encodings), strict=True))
+        if self._pool is None or len(jobs) < 2:
+            return [self._read_one(*job) for job in jobs]
+        return list(self._pool.map(lambda job: self._read_one(*job), jobs))
 
-    def _read_one(self, enc) -> Reading:
+    def _read_one(self, enc, sentences: Sequence[tuple[int, int]]) -> Reading:
         feed = {
             "input_ids": np.array([enc.ids], dtype=np.int64),
             "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
             "token_type_ids": np.array([enc.type_ids], dtype=np.int64),
         }
         starts, ends = self._session.run(None, feed)
-        return self._decode(enc, starts[0], ends[0])
+        return self._decode(enc, starts[0], ends[0], sentences)
 
-    def _decode(self, enc, start_logits: np.ndarray, end_logits: np.ndarray) -> Reading:
+    def _decode(
+        self,
+        enc,
+        start_logits: np.ndarray,
+        end_logits: np.ndarray,
+        sentences: Sequence[tuple[int, int]] = (),
+    ) -> Reading:
         context = np.array([sid == 1 for sid in enc.sequence_ids], dtype=bool)
         null = float(start_logits[0] + end_logits[0])
         s_ctx = np.where(context, start_logits, -np.inf)
         e_ctx = np.where(context, end_logits, -np.inf)
         # every (start, end) pair with 0 <= end - start < max_span: a banded sum matrix
-        pair = s_ctx[:, None] + e_ctx[None, :]
         n = len(s_ctx)
         band = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(
             np.ones((n, n), dtype=bool), self.max_span
         )
-        flat = np.where(band, pair, -np.inf).ravel()
-        k = min(self.n_best, flat.size)
-        top = np.argpartition(-flat, k - 1)[:k]
-        top = top[np.argsort(-flat[top], kind="stable")]
-        spans = [
-            (enc.offsets[i][0], enc.offsets[j][1], float(flat[b]))
-            for b in top
-            if np.isfinite(flat[b])
-            for i, j in [divmod(int(b), n)]
-        ]
-        if not spans:  # a passage with no tokens left after truncation
+        pair = np.where(band, s_ctx[:, None] + e_ctx[None, :], -np.inf)
+        best = int(np.argmax(pair))
+        i, j = divmod(best, n)
+        score = float(pair[i, j])
+        if not np.isfinite(score):  # a passage with no tokens left after truncation
             return Reading(0, 0, -1e4, null, null, null)
-        start, end, score = spans[0]
+        start, end = enc.offsets[i][0], enc.offsets[j][1]
+        alternatives = []
+        # the best span inside each sentence but the best span's own (a span within one)
+        starts = np.array([o[0] for o in enc.offsets])
+        ends = np.array([o[1] for o in enc.offsets])
+        for s, e in sentences:
+            if s <= start < e:
+                continue
+            inside = context & (starts >= s) & (ends <= e)
+            if not inside.any():
+                continue  # cut off by truncation
+            masked = np.where(inside[:, None] & inside[None, :], pair, -np.inf)
+            k = int(np.argmax(masked))
+            a, b = divmod(k, n)
+            if np.isfinite(masked[a, b]):
+                alternatives.append((enc.offsets[a][0], enc.offsets[b][1], float(masked[a, b])))
+        alternatives.sort(key=lambda x: -x[2])
         return Reading(
             start=start,
             end=end,
@@ -126,5 +148,5 @@ class Reader:
             null_score=null,
             start_lse=float(np.logaddexp.reduce(s_ctx[context])),
             end_lse=float(np.logaddexp.reduce(e_ctx[context])),
-            alternatives=tuple(spans[1:]),
+            alternatives=tuple(alternatives),
         )

@@ -129,15 +129,16 @@ class SpanSelector:
         passages: Sequence[StoredPassage],
         sentence_vectors: dict[str, np.ndarray],
     ) -> tuple[list[Reading], list[Option]]:
-        readings = self.reader.read(query, [p.text for p in passages])
+        # the whole passage is one sentence when its sentence spans are unknown
+        sentences = [parse_sentence_spans(p.sentences) or [(0, len(p.text))] for p in passages]
+        wanted = sentences if self.per_passage > 1 else None  # no other sentence's span needed
+        readings = self.reader.read(query, [p.text for p in passages], wanted)
         options = []
-        for i, (p, r) in enumerate(zip(passages, readings, strict=True)):
-            # the whole passage is one sentence when its sentence spans are unknown
-            spans = parse_sentence_spans(p.sentences) or [(0, len(p.text))]
+        for i, (p, r, spans) in enumerate(zip(passages, readings, sentences, strict=True)):
             vectors = sentence_vectors.get(p.passage_id)
             seen: set[tuple[int, ...]] = set()
-            # the passage's best span, then the best span of each other sentence the
-            # reader's n-best reaches, up to ``per_passage`` options
+            # the passage's best span, then the best span of each other sentence, best
+            # first, up to ``per_passage`` options
             for start, end, score in ((r.start, r.end, r.span_score), *r.alternatives):
                 picked = _sentences_around(spans, start, end)
                 if tuple(picked) in seen:

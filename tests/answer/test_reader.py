@@ -121,13 +121,25 @@ def test_a_passage_reads_the_same_whatever_is_read_beside_it(threads):
         assert reader.read(question, [*beside, SCHRADER])[-1] == alone
 
 
-def test_the_reader_keeps_its_next_best_spans_inside_the_passage(reader):
-    (reading,) = reader.read("Who directed the version the producers shelved?", [SCHRADER])
-    scores = [reading.span_score, *(score for _, _, score in reading.alternatives)]
-    assert reading.alternatives and scores == sorted(scores, reverse=True)
-    spans = [(reading.start, reading.end), *((s, e) for s, e, _ in reading.alternatives)]
-    assert len(set(spans)) == len(spans)  # each span once
-    assert all(0 <= s < e <= len(SCHRADER) for s, e in spans)
+def test_given_sentences_the_reader_gives_the_best_span_of_each_other_one(reader):
+    text = f"{SCHRADER} {CAMPBELL}"
+    sentences = [(0, 39), (40, len(SCHRADER)), (len(SCHRADER) + 1, len(text))]
+    question = "Who directed the version the producers shelved?"
+    (plain,) = reader.read(question, [text])
+    (reading,) = reader.read(question, [text], [sentences])
+    assert plain.alternatives == ()  # none asked for
+    assert (reading.start, reading.end, reading.span_score) == (
+        plain.start,
+        plain.end,
+        plain.span_score,
+    )
+    own = next(k for k, (s, e) in enumerate(sentences) if s <= reading.start < e)
+    assert len(reading.alternatives) == len(sentences) - 1
+    assert all(score <= reading.span_score for _, _, score in reading.alternatives)
+    for start, end, _ in reading.alternatives:
+        assert any(s <= start < end <= e for k, (s, e) in enumerate(sentences) if k != own)
+    scores = [score for _, _, score in reading.alternatives]
+    assert scores == sorted(scores, reverse=True)
 
 
 @pytest.mark.parametrize("per_passage", [1, 2, 3])
