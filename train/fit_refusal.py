@@ -45,7 +45,7 @@ from corpora import dev_questions  # noqa: E402
 from corpora import write as write_corpus  # noqa: E402
 
 from qa.answer.refusal import FEATURES, MODEL_PATH  # noqa: E402
-from qa.answer.selection import SpanSelector, closest_cosine  # noqa: E402
+from qa.answer.selection import closest_cosine  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.eval.evaluate import GoldItem, normalize, read_gold  # noqa: E402
 from qa.eval.squad import load_squad, squad_split  # noqa: E402
@@ -55,9 +55,6 @@ from qa.store.indexer import index_corpus, index_documents  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "bench-data" / "squad"
 SEED = 14
-# options collected per passage (its best span, then the best of other sentences); the fit
-# tries 1 to this many and keeps the count whose cross-validated news accuracy is best
-COLLECT_PER_PASSAGE = 3
 
 
 def collect(
@@ -67,8 +64,7 @@ def collect(
     sentence holds a gold answer, and the refusal features were it chosen) and the label."""
     rows = []
     n = max(engine.settings.top_k, engine.settings.read_passages)
-    s = engine.selector  # collects every option up to COLLECT_PER_PASSAGE; the fit picks
-    answerer = SpanSelector(s.keyword, s.reader, s.refusal, COLLECT_PER_PASSAGE)
+    answerer = engine.selector
     for item in items:
         vector = engine.embedder.embed([item.question])[0]
         hits = engine.retrieve(item.question, n + (15 if drop_own else 0), vector)
@@ -100,10 +96,9 @@ def collect(
                     {
                         # raw material for trying other features without re-reading
                         "span": o.passage.text[o.start : o.end],
-                        "order": o.order,
                         "sentence": " ".join(o.passage.text[s:e] for s, e in o.quoted),
                         "retrieval": scores.get(o.passage.passage_id, 0.0),
-                        "reading": [o.span_score, r.null_score, r.start_lse, r.end_lse],
+                        "reading": [r.span_score, r.null_score, r.start_lse, r.end_lse],
                         "dense_passage": closest_cosine(
                             vector, [vectors.get(o.passage.passage_id)]
                         ),
@@ -113,8 +108,7 @@ def collect(
                             item.question, vector, passages, vectors, readings, o
                         ),
                     }
-                    for o in options
-                    for r in [readings[o.index]]
+                    for o, r in zip(options, readings, strict=True)
                 ],
             }
         )
@@ -345,7 +339,6 @@ def fit(rows: list[dict], max_false_refusal: float, c: float = 1.0) -> tuple[dic
         correct = np.array([r["correct"] for r, k in zip(rows, sel, strict=True) if k])
         report[s] = {
             "n": int(sel.sum()),
-            "n_answerable": int((ys == 1).sum()),
             "false_refusal": _rate(~answered[ys == 1]),
             "refused_unanswerable": _rate(~answered[ys == 0]),
             "answer_accuracy": _rate((answered & correct)[ys == 1]),
@@ -374,30 +367,6 @@ def held_out_report(params: dict, rows: list[dict]) -> dict:
             "correct_if_never_refused": _rate(correct[ys]),
         }
     return report
-
-
-def limit_options(rows: list[dict], per_passage: int) -> list[dict]:
-    """The rows as if each passage offered its best span of at most ``per_passage``
-    sentences (rows collected before options had an ``order`` count as order 0)."""
-    return [
-        {**r, "options": [o for o in r["options"] if o.get("order", 0) < per_passage]} for r in rows
-    ]
-
-
-def news_accuracy(report: dict) -> float:
-    """What the option count is chosen by: the cross-validated share of the news development
-    questions handled right (answered right, or an unanswerable one refused), averaged over
-    the news sources so that each counts the same."""
-    scores = []
-    for s in NEWS:
-        r = report.get(s)
-        if not r or r["answer_accuracy"] is None:
-            continue
-        n_un = r["n"] - r.get("n_answerable", r["n"])
-        acc, ref = r["answer_accuracy"], r["refused_unanswerable"] or 0.0
-        n_ans = r.get("n_answerable", r["n"])
-        scores.append((acc * n_ans + ref * n_un) / r["n"])
-    return round(float(np.mean(scores)), 4) if scores else 0.0
 
 
 def _rate(flags: np.ndarray) -> float | None:
@@ -438,20 +407,11 @@ def main(argv: list[str] | None = None) -> int:
                 rows = gather(Path(tmp), args.limit, embedder, log, args.tiny, sources)
         if args.rows:
             args.rows.write_text(json.dumps(rows))
-    best = None
-    for per_passage in range(1, COLLECT_PER_PASSAGE + 1):
-        some = limit_options(rows, per_passage)
-        fitted = [r for r in some if r["source"] in FIT_SOURCES]
-        weights = fit_choice(fitted)
-        params, report = fit(chosen(fitted, weights), args.max_false_refusal)
-        score = news_accuracy(report)
-        log(f"{per_passage} option(s) a passage: news answer accuracy (cross-validated) {score}")
-        if best is None or score > best[0]:
-            best = (score, per_passage, some, weights, params, report)
-    _, per_passage, rows, weights, params, report = best
+    fitted = [r for r in rows if r["source"] in FIT_SOURCES]
+    weights = fit_choice(fitted)
+    params, report = fit(chosen(fitted, weights), args.max_false_refusal)
     params["choice"] = weights
     params["choice_features"] = list(CHOICE_FEATURES)
-    params["per_passage"] = per_passage
     params["report_cv"] = report
     held = chosen([r for r in rows if r["source"] not in FIT_SOURCES], weights)
     if held:

@@ -13,7 +13,6 @@ here: it is twenty lines of numpy, and transformers' pipeline would need PyTorch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +36,6 @@ class Reading:
     null_score: float  # the same at [CLS]: "no answer here"
     start_lse: float  # log-sum-exp of the passage's start logits (for normalising)
     end_lse: float
-    # the best span (start, end, score) of each other sentence, best first, when the
-    # sentences were given: the answerer weighs these too, not only the passage's single
-    # best (which may sit in a sentence the question isn't about while the answer is a
-    # close second in another)
-    alternatives: tuple[tuple[int, int, float], ...] = ()
 
     @property
     def margin(self) -> float:
@@ -78,75 +72,44 @@ class Reader:
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=MAX_LEN, strategy="only_second")
 
-    def read(
-        self,
-        question: str,
-        passages: list[str],
-        sentences: Sequence[Sequence[tuple[int, int]]] | None = None,
-    ) -> list[Reading]:
-        """One reading per passage, in order. With ``sentences`` (each passage's sentence
-        spans, character offsets), each reading also gives the best span inside every other
-        sentence (``Reading.alternatives``)."""
+    def read(self, question: str, passages: list[str]) -> list[Reading]:
+        """One reading per passage, in order."""
         encodings = self._tokenizer.encode_batch([(question, p) for p in passages])
-        jobs = list(zip(encodings, sentences or [()] * len(encodings), strict=True))
-        if self._pool is None or len(jobs) < 2:
-            return [self._read_one(*job) for job in jobs]
-        return list(self._pool.map(lambda job: self._read_one(*job), jobs))
+        if self._pool is None or len(encodings) < 2:
+            return [self._read_one(e) for e in encodings]
+        return list(self._pool.map(self._read_one, encodings))
 
-    def _read_one(self, enc, sentences: Sequence[tuple[int, int]]) -> Reading:
+    def _read_one(self, enc) -> Reading:
         feed = {
             "input_ids": np.array([enc.ids], dtype=np.int64),
             "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
             "token_type_ids": np.array([enc.type_ids], dtype=np.int64),
         }
         starts, ends = self._session.run(None, feed)
-        return self._decode(enc, starts[0], ends[0], sentences)
+        return self._decode(enc, starts[0], ends[0])
 
-    def _decode(
-        self,
-        enc,
-        start_logits: np.ndarray,
-        end_logits: np.ndarray,
-        sentences: Sequence[tuple[int, int]] = (),
-    ) -> Reading:
+    def _decode(self, enc, start_logits: np.ndarray, end_logits: np.ndarray) -> Reading:
         context = np.array([sid == 1 for sid in enc.sequence_ids], dtype=bool)
         null = float(start_logits[0] + end_logits[0])
         s_ctx = np.where(context, start_logits, -np.inf)
         e_ctx = np.where(context, end_logits, -np.inf)
         # every (start, end) pair with 0 <= end - start < max_span: a banded sum matrix
+        pair = s_ctx[:, None] + e_ctx[None, :]
         n = len(s_ctx)
         band = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(
             np.ones((n, n), dtype=bool), self.max_span
         )
-        pair = np.where(band, s_ctx[:, None] + e_ctx[None, :], -np.inf)
+        pair = np.where(band, pair, -np.inf)
         best = int(np.argmax(pair))
         i, j = divmod(best, n)
         score = float(pair[i, j])
         if not np.isfinite(score):  # a passage with no tokens left after truncation
             return Reading(0, 0, -1e4, null, null, null)
-        start, end = enc.offsets[i][0], enc.offsets[j][1]
-        alternatives = []
-        # the best span inside each sentence but the best span's own (a span within one)
-        starts = np.array([o[0] for o in enc.offsets])
-        ends = np.array([o[1] for o in enc.offsets])
-        for s, e in sentences:
-            if s <= start < e:
-                continue
-            inside = context & (starts >= s) & (ends <= e)
-            if not inside.any():
-                continue  # cut off by truncation
-            masked = np.where(inside[:, None] & inside[None, :], pair, -np.inf)
-            k = int(np.argmax(masked))
-            a, b = divmod(k, n)
-            if np.isfinite(masked[a, b]):
-                alternatives.append((enc.offsets[a][0], enc.offsets[b][1], float(masked[a, b])))
-        alternatives.sort(key=lambda x: -x[2])
         return Reading(
-            start=start,
-            end=end,
+            start=enc.offsets[i][0],
+            end=enc.offsets[j][1],
             span_score=score,
             null_score=null,
             start_lse=float(np.logaddexp.reduce(s_ctx[context])),
             end_lse=float(np.logaddexp.reduce(e_ctx[context])),
-            alternatives=tuple(alternatives),
         )

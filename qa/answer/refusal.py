@@ -28,7 +28,7 @@ from qa.retrieve.keyword import KeywordIndex
 MODEL_PATH = Path(__file__).parents[1] / "models" / "refusal.json"
 
 FEATURES = (
-    "margin",  # the chosen span's score minus its passage's no-answer score
+    "margin",  # best span score minus the no-answer score, in the chosen passage
     "span_logprob",  # log-probability of the chosen span with logits normalised over passages
     "margin_mean",  # mean margin over the passages read: do many see an answer?
     "margin_top",  # the margin of the best-ranked passage
@@ -72,14 +72,11 @@ def features(
     keyword: KeywordIndex,
     passage_id: str | None = None,
     read_terms: Sequence[list[str]] | None = None,
-    span_score: float | None = None,
 ) -> dict[str, float]:
-    """The evidence for answering ``question`` with a span of passage ``chosen`` (its best
-    span unless ``span_score`` gives another span's score). ``read_terms``: each passage's
-    best span as terms (``span_terms``), when already known: a question's options share them."""
+    """The evidence for answering ``question`` with the span of passage ``chosen``.
+    ``read_terms``: each passage's best span as terms (``span_terms``), when already known:
+    a question's options share them."""
     r = readings[chosen]
-    if span_score is None:
-        span_score = r.span_score
     start_norm = np.logaddexp.reduce([x.start_lse for x in readings])
     end_norm = np.logaddexp.reduce([x.end_lse for x in readings])
     asked = query_terms(question)
@@ -90,8 +87,8 @@ def features(
         read_terms = spans_terms(readings, passage_texts)
     same = sum(t == span_list for t in read_terms)
     return {
-        "margin": _clip(span_score - r.null_score),
-        "span_logprob": _clip(span_score - start_norm - end_norm),
+        "margin": _clip(r.margin),
+        "span_logprob": _clip(r.span_score - start_norm - end_norm),
         "margin_mean": _clip(float(np.mean([x.margin for x in readings]))),
         "margin_top": _clip(readings[0].margin),
         "margin_second": _clip(
@@ -133,8 +130,6 @@ class RefusalModel:
     # (learned pairwise by ``train/fit_refusal.py``); ("margin",) at 1 is "largest margin"
     choice: tuple[float, ...] = (1.0,)
     choice_names: tuple[str, ...] = ("margin",)
-    # the options the choice weighs: the best span of up to this many sentences a passage
-    per_passage: int = 1
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> RefusalModel:
@@ -147,10 +142,7 @@ class RefusalModel:
             float(data["bias"]),
             tuple(data.get("choice", (1.0,))),
             tuple(data.get("choice_features", ("margin",))),
-            int(data.get("per_passage", 1)),
         )
-        if model.per_passage < 1:
-            raise ValueError(f"{path}: per_passage must be at least 1")
         if len(model.choice) != len(model.choice_names):
             raise ValueError(f"{path}: the choice's weights and feature names differ in number")
         if (set(model.names) | set(model.choice_names)) - set(FEATURES):

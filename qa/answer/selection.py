@@ -86,17 +86,15 @@ def closest_cosine(
 
 @dataclass
 class Option:
-    """A span the reader found in one passage, the best of its sentence: what choosing it
-    would quote (the evidence for choosing it over the others is ``SpanSelector.evidence``)."""
+    """One passage's answer as the reader sees it: what choosing it would quote (the
+    evidence for choosing it over the other passages' is ``SpanSelector.evidence``)."""
 
-    index: int  # of its passage among those read
+    index: int
     passage: StoredPassage
     start: int  # the span, relative to the passage text
     end: int
     quoted: list[tuple[int, int]]  # the sentences holding it, relative spans
     dense: float
-    span_score: float  # the reader's start + end logit for this span
-    order: int = 0  # 0: the passage's best span; 1, 2, ...: best of another sentence
 
 
 class SpanSelector:
@@ -108,19 +106,10 @@ class SpanSelector:
     the answer sentence is to the question and how much of it it covers, how many passages
     read the same answer, retrieval rank); the refusal model then judges that answer."""
 
-    def __init__(
-        self,
-        keyword: KeywordIndex,
-        reader: Reader,
-        refusal: RefusalModel,
-        per_passage: int | None = None,
-    ) -> None:
+    def __init__(self, keyword: KeywordIndex, reader: Reader, refusal: RefusalModel) -> None:
         self.keyword = keyword
         self.reader = reader
         self.refusal = refusal
-        # how many sentences' spans of each passage compete: chosen with the weights that
-        # were fitted on that many (``refusal.json``); the fit collects more to compare
-        self.per_passage = per_passage or refusal.per_passage
 
     def options(
         self,
@@ -129,28 +118,18 @@ class SpanSelector:
         passages: Sequence[StoredPassage],
         sentence_vectors: dict[str, np.ndarray],
     ) -> tuple[list[Reading], list[Option]]:
-        # the whole passage is one sentence when its sentence spans are unknown
-        sentences = [parse_sentence_spans(p.sentences) or [(0, len(p.text))] for p in passages]
-        wanted = sentences if self.per_passage > 1 else None  # no other sentence's span needed
-        readings = self.reader.read(query, [p.text for p in passages], wanted)
+        readings = self.reader.read(query, [p.text for p in passages])
         options = []
-        for i, (p, r, spans) in enumerate(zip(passages, readings, sentences, strict=True)):
+        for i, (p, r) in enumerate(zip(passages, readings, strict=True)):
+            # the whole passage is one sentence when its sentence spans are unknown
+            spans = parse_sentence_spans(p.sentences) or [(0, len(p.text))]
+            picked = _sentences_around(spans, r.start, r.end)
+            quoted = [spans[k] for k in picked]
             vectors = sentence_vectors.get(p.passage_id)
-            seen: set[tuple[int, ...]] = set()
-            # the passage's best span, then the best span of each other sentence, best
-            # first, up to ``per_passage`` options
-            for start, end, score in ((r.start, r.end, r.span_score), *r.alternatives):
-                picked = _sentences_around(spans, start, end)
-                if tuple(picked) in seen:
-                    continue
-                seen.add(tuple(picked))
-                dense = 0.0
-                if vectors is not None and len(vectors) == len(spans):
-                    dense = float(np.max(_cosine(query_vector, vectors[picked])))
-                quoted = [spans[k] for k in picked]
-                options.append(Option(i, p, start, end, quoted, dense, score, len(seen) - 1))
-                if len(seen) >= self.per_passage:
-                    break
+            dense = 0.0
+            if vectors is not None and len(vectors) == len(spans):
+                dense = float(np.max(_cosine(query_vector, vectors[picked])))
+            options.append(Option(i, p, r.start, r.end, quoted, dense))
         return readings, options
 
     def evidence(
@@ -182,7 +161,6 @@ class SpanSelector:
             self.keyword,
             p.passage_id,
             read_terms,
-            option.span_score,
         )
 
     def select(

@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 import socket
 
-import numpy as np
 import pytest
 
 from qa.answer.reader import MODEL_DIR, Reader
 from qa.answer.refusal import FEATURES, MODEL_PATH, RefusalModel
 from qa.answer.render import closest, emphasise
-from qa.answer.selection import SpanSelector
-from qa.store.chroma import StoredPassage
 
 SCHRADER = (
     "Exorcist: The Beginning was made twice. The film, directed by Paul Schrader, was "
@@ -46,15 +43,6 @@ def test_a_refusal_model_whose_choice_weights_dont_match_its_names_is_rejected(t
     broken = tmp_path / "refusal.json"
     broken.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="differ in number"):
-        RefusalModel.load(broken)
-
-
-def test_a_refusal_model_offering_no_option_a_passage_is_rejected(tmp_path):
-    data = json.loads(MODEL_PATH.read_text())
-    data["per_passage"] = 0
-    broken = tmp_path / "refusal.json"
-    broken.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="per_passage"):
         RefusalModel.load(broken)
 
 
@@ -119,54 +107,3 @@ def test_a_passage_reads_the_same_whatever_is_read_beside_it(threads):
     for beside in (others[:1], others, others[::-1]):
         assert reader.read(question, [SCHRADER, *beside])[0] == alone
         assert reader.read(question, [*beside, SCHRADER])[-1] == alone
-
-
-def test_given_sentences_the_reader_gives_the_best_span_of_each_other_one(reader):
-    text = f"{SCHRADER} {CAMPBELL}"
-    sentences = [(0, 39), (40, len(SCHRADER)), (len(SCHRADER) + 1, len(text))]
-    question = "Who directed the version the producers shelved?"
-    (plain,) = reader.read(question, [text])
-    (reading,) = reader.read(question, [text], [sentences])
-    assert plain.alternatives == ()  # none asked for
-    assert (reading.start, reading.end, reading.span_score) == (
-        plain.start,
-        plain.end,
-        plain.span_score,
-    )
-    own = next(k for k, (s, e) in enumerate(sentences) if s <= reading.start < e)
-    assert len(reading.alternatives) == len(sentences) - 1
-    assert all(score <= reading.span_score for _, _, score in reading.alternatives)
-    for start, end, _ in reading.alternatives:
-        assert any(s <= start < end <= e for k, (s, e) in enumerate(sentences) if k != own)
-    scores = [score for _, _, score in reading.alternatives]
-    assert scores == sorted(scores, reverse=True)
-
-
-@pytest.mark.parametrize("per_passage", [1, 2, 3])
-def test_each_passage_offers_the_best_span_of_up_to_n_sentences(reader, per_passage):
-    """The choice weighs the best span of each of a passage's sentences (up to the count
-    the refusal model was fitted with), so an answer in the sentence the reader ranked
-    second is still on offer; the passage's own best span always comes first."""
-    text = f"{SCHRADER} {CAMPBELL}"
-    cut = len(SCHRADER) + 1
-    sentences = [(0, 39), (40, len(SCHRADER)), (cut, len(text))]
-    passage = StoredPassage(
-        "a:0", "a", text, 100, 100 + len(text), ";".join(f"{s},{e}" for s, e in sentences)
-    )
-    selector = SpanSelector(None, reader, RefusalModel.load(MODEL_PATH), per_passage)
-    vector = np.ones(384, dtype=np.float32)
-    question = "In which city did Darren Campbell win his European title?"
-    (reading,), options = selector.options(question, vector, [passage], {})
-    assert 1 <= len(options) <= per_passage
-    first = options[0]
-    assert (first.start, first.end, first.span_score, first.order) == (
-        reading.start,
-        reading.end,
-        reading.span_score,
-        0,
-    )
-    assert [o.order for o in options] == list(range(len(options)))
-    quoted = [tuple(o.quoted) for o in options]
-    assert len(set(quoted)) == len(quoted)  # one option a sentence
-    for o in options:
-        assert any(s <= o.start and o.end <= e for s, e in o.quoted) or len(o.quoted) == 2
