@@ -45,3 +45,42 @@ def test_refusal_fit_runs_on_a_tiny_sample(tmp_path):
     assert model.choice_names and set(model.choice_names) <= set(FEATURES)
     assert len(model.choice) == len(model.choice_names)
     assert math.isfinite(model.choose(dict.fromkeys(FEATURES, 0.5)))
+
+
+def _train_reader_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "train_reader", ROOT / "train" / "train_reader.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shared_normalisation_compares_a_questions_passages():
+    """The shared loss is low when the answer's start and end outscore every context token of
+    the question's other passages, and rises when another passage's tokens outscore them;
+    a question without an answering passage adds nothing."""
+    import torch
+
+    shared_norm_loss = _train_reader_module().shared_norm_loss
+    ctx = [False, True, True, True]
+    batch = [
+        {"group": "q1", "start": 1, "end": 2, "context": ctx},
+        {"group": "q1", "start": 0, "end": 0, "context": ctx},
+        {"group": "q2", "start": 0, "end": 0, "context": ctx},
+    ]
+    start, end = torch.zeros(3, 4), torch.zeros(3, 4)
+    start[0, 1] = end[0, 2] = 10.0
+    assert float(shared_norm_loss(start, end, batch)) < 0.01
+    # the non-answering passage of q1 now outscores the answer
+    worse_start, worse_end = start.clone(), end.clone()
+    worse_start[1, 3] = worse_end[1, 3] = 12.0
+    assert float(shared_norm_loss(worse_start, worse_end, batch)) > 1.0
+    # q2 has no answering passage: its passage doesn't count
+    other_start, other_end = start.clone(), end.clone()
+    other_start[2, 3] = other_end[2, 3] = 50.0
+    same = float(shared_norm_loss(start, end, batch))
+    assert float(shared_norm_loss(other_start, other_end, batch)) == same
+    assert float(shared_norm_loss(start[2:], end[2:], [batch[2]])) == 0.0

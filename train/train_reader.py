@@ -116,18 +116,24 @@ def build_examples(titles: set[str], tokenizer, rng: random.Random) -> list[dict
                     continue
                 i = pos[0]
                 off = passages[i][2]
-                examples.append({"q": q["question"], "p": texts[i], "a": (s0 - off, e0 - off)})
+                # a question's passages share a group: the shared normalisation compares them
+                g = q["id"]
+                examples.append(
+                    {"q": q["question"], "p": texts[i], "a": (s0 - off, e0 - off), "g": g}
+                )
                 same = [j for j in own if holds_none(j, answers)]
                 if same and rng.random() < 0.5:
-                    examples.append({"q": q["question"], "p": texts[rng.choice(same)], "a": None})
+                    pick = texts[rng.choice(same)]
+                    examples.append({"q": q["question"], "p": pick, "a": None, "g": g})
                 other = [j for j in ranked(q["question"]) if passages[j][0] != p]
                 other = [j for j in other[:5] if holds_none(j, answers)]
                 if other and rng.random() < 0.5:
-                    examples.append({"q": q["question"], "p": texts[other[0]], "a": None})
-            for question in impossible.get(ctx, []):
+                    examples.append({"q": q["question"], "p": texts[other[0]], "a": None, "g": g})
+            for n, question in enumerate(impossible.get(ctx, [])):
                 best = [j for j in ranked(question) if passages[j][0] == p]
                 if best:
-                    examples.append({"q": question, "p": texts[best[0]], "a": None})
+                    g = f"{title}-{p}-impossible-{n}"
+                    examples.append({"q": question, "p": texts[best[0]], "a": None, "g": g})
     return examples
 
 
@@ -157,19 +163,63 @@ def encode(examples: list[dict], tokenizer) -> list[dict]:
             {
                 "input_ids": enc["input_ids"][k],
                 "token_type_ids": enc["token_type_ids"][k],
+                "context": [sid == 1 for sid in seq],
                 "start": start,
                 "end": end,
+                "group": ex["g"],
             }
         )
     return out
 
 
 def batches(items: list[dict], size: int, rng: random.Random) -> list[list[dict]]:
-    """Length-bucketed batches (little padding), in random order."""
-    order = sorted(range(len(items)), key=lambda i: (len(items[i]["input_ids"]), rng.random()))
-    chunks = [[items[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
+    """Length-bucketed batches (little padding) of whole groups (a question's passages stay
+    in one batch, for the shared normalisation), about ``size`` passages each, in random
+    order."""
+    groups: dict[str, list[dict]] = {}
+    for it in items:
+        groups.setdefault(it["group"], []).append(it)
+    order = sorted(
+        groups.values(), key=lambda g: (max(len(i["input_ids"]) for i in g), rng.random())
+    )
+    chunks: list[list[dict]] = [[]]
+    for g in order:
+        if chunks[-1] and len(chunks[-1]) + len(g) > size:
+            chunks.append([])
+        chunks[-1] += g
     rng.shuffle(chunks)
     return chunks
+
+
+def shared_norm_loss(start_logits, end_logits, batch: list[dict]):
+    """Shared normalisation (Clark and Gardner, 2018, "Simple and Effective Multi-Paragraph
+    Reading Comprehension"): for each answerable question, the answer's start (and end)
+    against every context token of *all* its passages in the batch, not only of its own.
+    The per-passage loss alone teaches each passage's scores relative to its own no-answer
+    score; at question time the answerer compares spans across ten passages, which this
+    term trains. Zero for a batch with no answerable group."""
+    import torch
+
+    ctx = torch.zeros(start_logits.shape, dtype=torch.bool)
+    for r, b in enumerate(batch):
+        ctx[r, : len(b["context"])] = torch.tensor(b["context"])
+    s = start_logits.float().masked_fill(~ctx, float("-inf"))
+    e = end_logits.float().masked_fill(~ctx, float("-inf"))
+    rows: dict[str, list[int]] = {}
+    for r, b in enumerate(batch):
+        rows.setdefault(b["group"], []).append(r)
+    losses = []
+    for members in rows.values():
+        answer = [r for r in members if batch[r]["start"] > 0]
+        if not answer:
+            continue
+        r = answer[0]
+        idx = torch.tensor(members)
+        lse_s = torch.logsumexp(s[idx].flatten(), 0)
+        lse_e = torch.logsumexp(e[idx].flatten(), 0)
+        gold = s[r, batch[r]["start"]] + e[r, batch[r]["end"]]
+        losses.append((lse_s + lse_e - gold) / 2)
+    return torch.stack(losses).mean() if losses else start_logits.sum() * 0.0
 
 
 def collate(batch: list[dict]):
@@ -243,6 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--shared-norm",
+        type=float,
+        default=1.0,
+        help="weight of the shared-normalisation loss over a question's passages (0: off)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="at most this many examples")
     ap.add_argument("--tiny", action="store_true", help="a few examples, for CI: seconds")
     args = ap.parse_args(argv)
@@ -293,12 +349,15 @@ def main(argv: list[str] | None = None) -> int:
                     start_positions=starts,
                     end_positions=ends,
                 )
-            out.loss.backward()
+            loss = out.loss + args.shared_norm * shared_norm_loss(
+                out.start_logits, out.end_logits, batch
+            )
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
             opt.zero_grad()
-            losses.append(float(out.loss))
+            losses.append(float(loss.detach()))
             step += 1
             if step % 25 == 0 or step == steps:
                 rate = step / (time.time() - began)
@@ -323,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "batch": args.batch,
         "lr": args.lr,
+        "shared_norm": args.shared_norm,
         "max_len": MAX_LEN,
         "seed": SEED,
         "steps": steps,
