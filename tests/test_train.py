@@ -84,12 +84,3 @@ def test_shared_normalisation_compares_a_questions_passages():
     same = float(shared_norm_loss(start, end, batch))
     assert float(shared_norm_loss(other_start, other_end, batch)) == same
     assert float(shared_norm_loss(start[2:], end[2:], [batch[2]])) == 0.0
-
-
-def test_a_gap_negative_is_its_passage_less_the_answer_sentence():
-    without_answer = _train_reader_module().without_answer
-    text = "Ann Lee wrote it. She lived in Paris. Bob came later."
-    start = text.index("Paris")
-    assert without_answer(text, start, start + 5) == "Ann Lee wrote it. Bob came later."
-    # nothing left once the answer's sentence goes: no example
-    assert without_answer("One sentence only.", 0, 3) == ""

@@ -7,9 +7,6 @@ most 128 tokens), several per question, most of which do not hold the answer. So
 paragraph is cut into passages with the product's own chunker, and each question is paired
 with:
 - the passage that holds its answer (answerable; SQuAD v1.1 dev and the 2.0 half),
-- (``--gap P``, off by default) for a share P of them, that passage with the sentence holding
-  the answer cut out: on topic, the question's names around, the one detail asked for
-  missing (tried at 0.5: a better reader alone, no better answerer; see the README),
 - a passage of its own paragraph that holds no gold answer (same topic, no answer),
 - the best keyword-retrieved (BM25, as the product's keyword retriever) passage of *another*
   paragraph of the same article that holds no gold answer (what retrieval returns when the
@@ -67,15 +64,7 @@ def chunk(text: str, count_tokens) -> list[tuple[int, int]]:
     return [(p.start, p.end) for p in group_sentences(spans, counts, PASSAGE_TOKENS, 1)]
 
 
-def without_answer(text: str, start: int, end: int) -> str:
-    """``text`` with the sentences that the span [start, end) touches cut out ("" if none
-    would be left)."""
-    spans = sentence_spans(text)
-    kept = [text[s:e] for s, e in spans if not (s < max(end, start + 1) and e > start)]
-    return " ".join(kept) if len(kept) < len(spans) else ""
-
-
-def build_examples(titles: set[str], tokenizer, rng: random.Random, gap: float = 0.0) -> list[dict]:
+def build_examples(titles: set[str], tokenizer, rng: random.Random) -> list[dict]:
     """(question, passage, answer char span in the passage or None) examples, see module doc."""
 
     def count_tokens(texts: list[str]) -> list[int]:
@@ -132,10 +121,6 @@ def build_examples(titles: set[str], tokenizer, rng: random.Random, gap: float =
                 examples.append(
                     {"q": q["question"], "p": texts[i], "a": (s0 - off, e0 - off), "g": g}
                 )
-                if gap and rng.random() < gap:
-                    cut = without_answer(texts[i], s0 - off, e0 - off)
-                    if cut and not any(normalize(a) in normalize(cut) for a in answers):
-                        examples.append({"q": q["question"], "p": cut, "a": None, "g": g})
                 same = [j for j in own if holds_none(j, answers)]
                 if same and rng.random() < 0.5:
                     pick = texts[rng.choice(same)]
@@ -314,13 +299,6 @@ def main(argv: list[str] | None = None) -> int:
         default=1.0,
         help="weight of the shared-normalisation loss over a question's passages (0: off)",
     )
-    ap.add_argument(
-        "--gap",
-        type=float,
-        default=0.0,
-        help="share of answerable questions also paired with their passage less the answer "
-        "sentence, as no-answer (0: none)",
-    )
     ap.add_argument("--limit", type=int, default=None, help="at most this many examples")
     ap.add_argument("--tiny", action="store_true", help="a few examples, for CI: seconds")
     args = ap.parse_args(argv)
@@ -340,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     titles = split["train"]
     if args.tiny:
         titles = set(sorted(titles)[:1])
-    examples = build_examples(titles, tokenizer, rng, args.gap)
+    examples = build_examples(titles, tokenizer, rng)
     rng.shuffle(examples)
     if args.limit:
         examples = examples[: args.limit]
@@ -405,7 +383,6 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
         "lr": args.lr,
         "shared_norm": args.shared_norm,
-        "gap": args.gap,
         "max_len": MAX_LEN,
         "seed": SEED,
         "steps": steps,
