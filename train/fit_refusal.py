@@ -92,11 +92,14 @@ def collect(
                 "group": item.title or f"{source}-{item.id}",
                 "answerable": answerable,
                 "question": item.question,
+                "answers": list(item.answers),
                 "options": [
                     {
                         # raw material for trying other features without re-reading
                         "span": o.passage.text[o.start : o.end],
                         "sentence": " ".join(o.passage.text[s:e] for s, e in o.quoted),
+                        "passage": o.passage.text,
+                        "sentences": o.passage.sentences,
                         "retrieval": scores.get(o.passage.passage_id, 0.0),
                         "reading": [r.span_score, r.null_score, r.start_lse, r.end_lse],
                         "dense_passage": closest_cosine(
