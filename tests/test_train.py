@@ -84,3 +84,28 @@ def test_shared_normalisation_compares_a_questions_passages():
     same = float(shared_norm_loss(start, end, batch))
     assert float(shared_norm_loss(other_start, other_end, batch)) == same
     assert float(shared_norm_loss(start[2:], end[2:], [batch[2]])) == 0.0
+
+
+def test_written_unanswerable_questions_read_their_own_paragraph_as_no_answer(tmp_path):
+    """A written unanswerable question becomes a no-answer example on a passage of the
+    paragraph it was written for (``train/data/squad_unanswerable.jsonl``)."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    module = _train_reader_module()
+    v1 = json.loads(module.V1.read_text())["data"]
+    title = sorted(module.squad_split()["train"])[0]
+    context = next(a for a in v1 if a["title"] == title)["paragraphs"][1]["context"]
+    path = tmp_path / "written.jsonl"
+    # on the paragraph's topic, as written ones are (its passage is found by keyword search)
+    question = f"Who first wrote that {' '.join(context.split()[:10])}?"
+    path.write_text(json.dumps({"pid": f"{title}#1", "question": question}) + "\n")
+    written = module.written_unanswerable(path)
+    assert written == {f"{title}#1": [question]}
+    tokenizer = AutoTokenizer.from_pretrained(module._model_dir())
+    examples = module.build_examples({title}, tokenizer, random.Random(0), written)
+    mine = [e for e in examples if e["q"] == question]
+    assert len(mine) == 1 and mine[0]["a"] is None and mine[0]["p"] in context
+    without = module.build_examples({title}, tokenizer, random.Random(0))
+    assert not any(e["q"] == question for e in without)

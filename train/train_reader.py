@@ -12,7 +12,12 @@ with:
   paragraph of the same article that holds no gold answer (what retrieval returns when the
   answer is not in the corpus),
 - for SQuAD 2.0's unanswerable questions, the best BM25 passage of their own paragraph
-  (adversarial: plausible, on topic, no answer).
+  (adversarial: plausible, on topic, no answer);
+- the same for the written unanswerable questions of ``train/data/squad_unanswerable.jsonl``
+  (``--written``): SQuAD 2.0's half covers 10 of the training articles, and its 2,080
+  unanswerable questions are too few to teach "no answer" on topic; these were written for the
+  other 26 articles' paragraphs in SQuAD 2.0's manner by separate sessions that never saw the
+  system (see that folder's README).
 Articles are split by title (``qa.eval.squad.squad_split``): the reader trains on ``train``; the
 ``calibration`` articles fit the refusal model and the ``test`` ones give the figures.
 
@@ -44,6 +49,7 @@ from qa.ingest.chunking import group_sentences, sentence_spans  # noqa: E402
 V1 = SQUAD_DIR / "dev-v1.1.json"
 V2 = SQUAD_DIR / "dev-v2.0-cs224n-half.json"
 OUT = ROOT / "qa" / "models" / "reader"
+WRITTEN = ROOT / "train" / "data" / "squad_unanswerable.jsonl"
 MAX_LEN = 256  # question + passage tokens; product passages are <= 128 tokens
 PASSAGE_TOKENS = 128
 SEED = 14
@@ -64,8 +70,26 @@ def chunk(text: str, count_tokens) -> list[tuple[int, int]]:
     return [(p.start, p.end) for p in group_sentences(spans, counts, PASSAGE_TOKENS, 1)]
 
 
-def build_examples(titles: set[str], tokenizer, rng: random.Random) -> list[dict]:
-    """(question, passage, answer char span in the passage or None) examples, see module doc."""
+def written_unanswerable(path: Path | None) -> dict[str, list[str]]:
+    """Written unanswerable questions by paragraph key (``title#paragraph index`` of the v1.1
+    file); one JSON object a line, ``{"pid", "question", ...}``."""
+    out: dict[str, list[str]] = {}
+    if path is None:
+        return out
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist (--written none trains without it)")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.setdefault(row["pid"], []).append(row["question"])
+    return out
+
+
+def build_examples(
+    titles: set[str], tokenizer, rng: random.Random, written: dict[str, list[str]] | None = None
+) -> list[dict]:
+    """(question, passage, answer char span in the passage or None) examples, see module doc.
+    ``written``: more unanswerable questions by paragraph key (``written_unanswerable``)."""
 
     def count_tokens(texts: list[str]) -> list[int]:
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
@@ -82,6 +106,10 @@ def build_examples(titles: set[str], tokenizer, rng: random.Random) -> list[dict
             impossible[para["context"]] = [
                 q["question"] for q in para["qas"] if q.get("is_impossible")
             ]
+        for p, para in enumerate(paras):
+            extra = (written or {}).get(f"{title}#{p}", [])
+            if extra:
+                impossible[para["context"]] = impossible.get(para["context"], []) + extra
         passages = []  # (paragraph index, text)
         for p, para in enumerate(paras):
             ctx = para["context"]
@@ -299,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1.0,
         help="weight of the shared-normalisation loss over a question's passages (0: off)",
     )
+    ap.add_argument(
+        "--written",
+        type=Path,
+        default=WRITTEN,
+        help="written unanswerable questions (JSONL, see train/data/README.md); 'none': without",
+    )
     ap.add_argument("--limit", type=int, default=None, help="at most this many examples")
     ap.add_argument("--tiny", action="store_true", help="a few examples, for CI: seconds")
     args = ap.parse_args(argv)
@@ -318,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     titles = split["train"]
     if args.tiny:
         titles = set(sorted(titles)[:1])
-    examples = build_examples(titles, tokenizer, rng)
+    written_path = None if str(args.written) == "none" else args.written
+    written = written_unanswerable(written_path)
+    examples = build_examples(titles, tokenizer, rng, written)
     rng.shuffle(examples)
     if args.limit:
         examples = examples[: args.limit]
@@ -383,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
         "lr": args.lr,
         "shared_norm": args.shared_norm,
+        "written_unanswerable": sum(len(v) for v in written.values()),
         "max_len": MAX_LEN,
         "seed": SEED,
         "steps": steps,
