@@ -105,12 +105,19 @@ class IndexGone(Busy):
 
 
 def _gone_is_retryable(method):
-    """Turn Chroma's "collection does not exist" during a read into ``IndexGone``. A
-    generator's reads happen while it is iterated, after the call has returned, so its
-    wrapper iterates inside the ``try``."""
+    """Turn Chroma's "collection does not exist" during a read into ``IndexGone``, and so any
+    other Chroma error once the alias names another build: a ``chroma run`` server whose
+    collections are dropped mid-query can fail it with an internal error instead (seen once in
+    CI's rebuild-under-load test as an HTTP 500). A generator's reads happen while it is
+    iterated, after the call has returned, so its wrapper iterates inside the ``try``."""
 
     def gone(self) -> IndexGone:
         return IndexGone(f"the index at {self.where} was replaced while reading it: ask again")
+
+    def retryable(self, exc: Exception) -> bool:
+        from chromadb.errors import ChromaError
+
+        return is_not_found(exc) or (isinstance(exc, ChromaError) and self.replaced())
 
     if inspect.isgeneratorfunction(method):
 
@@ -119,7 +126,7 @@ def _gone_is_retryable(method):
             try:
                 yield from method(self, *args, **kwargs)
             except Exception as exc:
-                if is_not_found(exc):
+                if retryable(self, exc):
                     raise gone(self) from None
                 raise
 
@@ -130,7 +137,7 @@ def _gone_is_retryable(method):
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:
-            if is_not_found(exc):
+            if retryable(self, exc):
                 raise gone(self) from None
             raise
 
@@ -348,6 +355,15 @@ class Store:
     # reload when either changed.
     def touch(self) -> None:
         self.articles.modify(metadata={_GENERATION_KEY: uuid.uuid4().hex})
+
+    def replaced(self) -> bool:
+        """Whether the alias now names another build than the one this store reads (a
+        rebuild elsewhere switched builds)."""
+        try:
+            live = _read_alias(self._client, self.settings.collection_prefix)
+        except Exception:
+            return False
+        return live is not None and live.get("build", self.build) != self.build
 
     def generation(self) -> str:
         prefix = self.settings.collection_prefix

@@ -115,3 +115,26 @@ def test_the_index_records_its_sources(tmp_path, corpus_copy, embedder):
 
     (corpus_copy / "ferry.txt").unlink()
     assert diagnose(settings).gone == ["articles-ferry.txt"]
+
+
+def test_any_chroma_error_after_a_switch_is_retryable(settings, corpus_copy, embedder):
+    """A server may fail a read of a dropped build with an internal error rather than "does
+    not exist": once the alias names another build, that is ``IndexGone`` too (the engine
+    reloads and asks again); before the switch the error stays what it is."""
+    from chromadb.errors import ChromaError
+
+    index_corpus(settings, embedder=embedder, progress=False)
+    store = Store(settings, index_fingerprint(settings))
+
+    class Failing:
+        def count(self):
+            raise ChromaError("internal error")
+
+    store.passages = Failing()
+    with pytest.raises(ChromaError):
+        store.count()
+    assert not store.replaced()
+    index_corpus(settings, rebuild=True, embedder=embedder, progress=False)
+    assert store.replaced()
+    with pytest.raises(IndexGone):
+        store.count()
