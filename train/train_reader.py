@@ -106,10 +106,6 @@ def build_examples(
             impossible[para["context"]] = [
                 q["question"] for q in para["qas"] if q.get("is_impossible")
             ]
-        for p, para in enumerate(paras):
-            extra = (written or {}).get(f"{title}#{p}", [])
-            if extra:
-                impossible[para["context"]] = impossible.get(para["context"], []) + extra
         passages = []  # (paragraph index, text)
         for p, para in enumerate(paras):
             ctx = para["context"]
@@ -157,7 +153,8 @@ def build_examples(
                 other = [j for j in other[:5] if holds_none(j, answers)]
                 if other and rng.random() < 0.5:
                     examples.append({"q": q["question"], "p": texts[other[0]], "a": None, "g": g})
-            for n, question in enumerate(impossible.get(ctx, [])):
+            unanswerable = impossible.get(ctx, []) + (written or {}).get(f"{title}#{p}", [])
+            for n, question in enumerate(unanswerable):
                 best = [j for j in ranked(question) if passages[j][0] == p]
                 if best:
                     g = f"{title}-{p}-impossible-{n}"

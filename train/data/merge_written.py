@@ -15,7 +15,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-V1 = ROOT.parent / "shared" / "bench-data" / "squad" / "dev-v1.1.json"
+sys.path.insert(0, str(ROOT))
+
+from qa.eval.squad import SQUAD_DIR  # noqa: E402
+
+V1 = SQUAD_DIR / "dev-v1.1.json"
 OUT = Path(__file__).with_name("squad_unanswerable.jsonl")
 
 # (paragraph, a phrase of the question) and (file, line numbers) the writers flagged
