@@ -86,9 +86,11 @@ def test_shared_normalisation_compares_a_questions_passages():
     assert float(shared_norm_loss(start[2:], end[2:], [batch[2]])) == 0.0
 
 
-def test_written_unanswerable_questions_read_their_own_paragraph_as_no_answer(tmp_path):
+def test_written_questions_read_their_own_paragraph(tmp_path):
     """A written unanswerable question becomes a no-answer example on a passage of the
-    paragraph it was written for (``train/data/squad_unanswerable.jsonl``)."""
+    paragraph it was written for; a written answerable one an answer example there, its span
+    the answer verbatim; a row whose answer is not in the paragraph is skipped
+    (``train/data/*.jsonl``)."""
     import random
 
     from transformers import AutoTokenizer
@@ -100,12 +102,24 @@ def test_written_unanswerable_questions_read_their_own_paragraph_as_no_answer(tm
     path = tmp_path / "written.jsonl"
     # on the paragraph's topic, as written ones are (its passage is found by keyword search)
     question = f"Who first wrote that {' '.join(context.split()[:10])}?"
-    path.write_text(json.dumps({"pid": f"{title}#1", "question": question}) + "\n")
-    written = module.written_unanswerable(path)
-    assert written == {f"{title}#1": [question]}
+    answer = " ".join(context.split()[3:6])
+    asked = "Which words come fourth to sixth in the paragraph?"
+    rows = [
+        {"pid": f"{title}#1", "question": question, "tactic": "negation"},
+        {"pid": f"{title}#1", "question": asked, "answer": answer},
+        {"pid": f"{title}#1", "question": "Not there?", "answer": "no such words xyzzy"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    written = module.read_written([path])
+    assert [r["question"] for r in written[f"{title}#1"]] == [question, asked, "Not there?"]
     tokenizer = AutoTokenizer.from_pretrained(module._model_dir())
     examples = module.build_examples({title}, tokenizer, random.Random(0), written)
     mine = [e for e in examples if e["q"] == question]
     assert len(mine) == 1 and mine[0]["a"] is None and mine[0]["p"] in context
+    found = [e for e in examples if e["q"] == asked and e["a"] is not None]
+    assert len(found) == 1
+    start, end = found[0]["a"]
+    assert found[0]["p"][start:end] == answer and found[0]["p"] in context
+    assert not any(e["q"] == "Not there?" for e in examples)
     without = module.build_examples({title}, tokenizer, random.Random(0))
-    assert not any(e["q"] == question for e in without)
+    assert not any(e["q"] in (question, asked) for e in without)

@@ -13,11 +13,13 @@ with:
   answer is not in the corpus),
 - for SQuAD 2.0's unanswerable questions, the best BM25 passage of their own paragraph
   (adversarial: plausible, on topic, no answer);
-- the same for the written unanswerable questions of ``train/data/squad_unanswerable.jsonl``
-  (``--written``): SQuAD 2.0's half covers 10 of the training articles, and its 2,080
-  unanswerable questions are too few to teach "no answer" on topic; these were written for the
-  other 26 articles' paragraphs in SQuAD 2.0's manner by separate sessions that never saw the
-  system (see that folder's README).
+- the same for the written unanswerable questions of ``train/data/*.jsonl`` (``--written``):
+  SQuAD 2.0's half covers 10 of the training articles, and its 2,080 unanswerable questions
+  are too few to teach "no answer" on topic; these were written for the other 26 articles'
+  paragraphs in SQuAD 2.0's manner by separate sessions that never saw the system (see that
+  folder's README);
+- the written *answerable* questions there (rows with an ``answer``), paraphrased away from
+  their paragraph's wording as users ask, treated as SQuAD's answerable questions are.
 Articles are split by title (``qa.eval.squad.squad_split``): the reader trains on ``train``; the
 ``calibration`` articles fit the refusal model and the ``test`` ones give the figures.
 
@@ -49,7 +51,10 @@ from qa.ingest.chunking import group_sentences, sentence_spans  # noqa: E402
 V1 = SQUAD_DIR / "dev-v1.1.json"
 V2 = SQUAD_DIR / "dev-v2.0-cs224n-half.json"
 OUT = ROOT / "qa" / "models" / "reader"
-WRITTEN = ROOT / "train" / "data" / "squad_unanswerable.jsonl"
+WRITTEN = [
+    ROOT / "train" / "data" / "squad_unanswerable.jsonl",
+    ROOT / "train" / "data" / "squad_written_2.jsonl",
+]
 MAX_LEN = 256  # question + passage tokens; product passages are <= 128 tokens
 PASSAGE_TOKENS = 128
 SEED = 14
@@ -70,26 +75,46 @@ def chunk(text: str, count_tokens) -> list[tuple[int, int]]:
     return [(p.start, p.end) for p in group_sentences(spans, counts, PASSAGE_TOKENS, 1)]
 
 
-def written_unanswerable(path: Path | None) -> dict[str, list[str]]:
-    """Written unanswerable questions by paragraph key (``title#paragraph index`` of the v1.1
-    file); one JSON object a line, ``{"pid", "question", ...}``."""
-    out: dict[str, list[str]] = {}
-    if path is None:
-        return out
-    if not path.is_file():
-        raise SystemExit(f"{path} does not exist (--written none trains without it)")
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            out.setdefault(row["pid"], []).append(row["question"])
+def read_written(paths: list[Path]) -> dict[str, list[dict]]:
+    """Written questions by paragraph key (``title#paragraph index`` of the v1.1 file); one
+    JSON object a line, ``{"pid", "question", ...}``, answerable when it has an ``answer`` (a
+    span of the paragraph, verbatim)."""
+    out: dict[str, list[dict]] = {}
+    for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"{path} does not exist (--written none trains without it)")
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                out.setdefault(row["pid"], []).append(
+                    {"question": row["question"], "answer": row.get("answer")}
+                )
     return out
 
 
+def _written_qas(context: str, rows: list[dict], key: str) -> list[dict]:
+    """The answerable written questions of a paragraph as SQuAD ``qas`` entries (the answer
+    at its first occurrence; a row whose answer is not in the paragraph is skipped)."""
+    qas = []
+    for n, row in enumerate(rows):
+        answer = row["answer"]
+        start = context.find(answer) if answer else -1
+        if start >= 0:
+            qas.append(
+                {
+                    "id": f"{key}-written-{n}",
+                    "question": row["question"],
+                    "answers": [{"text": answer, "answer_start": start}],
+                }
+            )
+    return qas
+
+
 def build_examples(
-    titles: set[str], tokenizer, rng: random.Random, written: dict[str, list[str]] | None = None
+    titles: set[str], tokenizer, rng: random.Random, written: dict[str, list[dict]] | None = None
 ) -> list[dict]:
     """(question, passage, answer char span in the passage or None) examples, see module doc.
-    ``written``: more unanswerable questions by paragraph key (``written_unanswerable``)."""
+    ``written``: more questions by paragraph key (``read_written``)."""
 
     def count_tokens(texts: list[str]) -> list[int]:
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
@@ -129,7 +154,8 @@ def build_examples(
         for p, para in enumerate(paras):
             ctx = para["context"]
             own = [i for i, (pp, _, _) in enumerate(passages) if pp == p]
-            for q in para["qas"]:
+            mine = (written or {}).get(f"{title}#{p}", [])
+            for q in para["qas"] + _written_qas(ctx, mine, f"{title}#{p}"):
                 answers = [a["text"] for a in q["answers"]]
                 a0 = q["answers"][0]
                 s0, e0 = a0["answer_start"], a0["answer_start"] + len(a0["text"])
@@ -153,7 +179,9 @@ def build_examples(
                 other = [j for j in other[:5] if holds_none(j, answers)]
                 if other and rng.random() < 0.5:
                     examples.append({"q": q["question"], "p": texts[other[0]], "a": None, "g": g})
-            unanswerable = impossible.get(ctx, []) + (written or {}).get(f"{title}#{p}", [])
+            unanswerable = impossible.get(ctx, []) + [
+                r["question"] for r in mine if not r["answer"]
+            ]
             for n, question in enumerate(unanswerable):
                 best = [j for j in ranked(question) if passages[j][0] == p]
                 if best:
@@ -327,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--written",
         type=Path,
+        nargs="*",
         default=WRITTEN,
-        help="written unanswerable questions (JSONL, see train/data/README.md); 'none': without",
+        help="written questions (JSONL files, see train/data/README.md); 'none': without",
     )
     ap.add_argument("--limit", type=int, default=None, help="at most this many examples")
     ap.add_argument("--tiny", action="store_true", help="a few examples, for CI: seconds")
@@ -349,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     titles = split["train"]
     if args.tiny:
         titles = set(sorted(titles)[:1])
-    written_path = None if str(args.written) == "none" else args.written
-    written = written_unanswerable(written_path)
+    paths = [p for p in args.written if str(p) != "none"]
+    written = read_written(paths)
     examples = build_examples(titles, tokenizer, rng, written)
     rng.shuffle(examples)
     if args.limit:
@@ -416,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
         "lr": args.lr,
         "shared_norm": args.shared_norm,
-        "written_unanswerable": sum(len(v) for v in written.values()),
+        "written_unanswerable": sum(not r["answer"] for v in written.values() for r in v),
+        "written_answerable": sum(bool(r["answer"]) for v in written.values() for r in v),
+        "written_files": [p.name for p in paths],
         "max_len": MAX_LEN,
         "seed": SEED,
         "steps": steps,
