@@ -5,8 +5,9 @@ duplicates, questions identical to one of the paragraph's own SQuAD questions, a
 lines the writing sessions themselves flagged as possibly wrong or ill-formed in their
 reports.
 
-Run: ``.venv/bin/python train/data/merge_written.py FOLDER_WITH_OUT_FILES OUT_NAME``
-(``squad_unanswerable.jsonl`` from the first batch, ``squad_written_2.jsonl`` the second).
+Run: ``.venv/bin/python train/data/merge_written.py OUT_NAME FOLDER_WITH_OUT_FILES ...``
+(``squad_unanswerable.jsonl`` from the first batch's folder, ``squad_written_2.jsonl`` from
+the second's and third's).
 """
 
 from __future__ import annotations
@@ -53,6 +54,15 @@ FLAGGED = {
         ("Nikola_Tesla#68", "maximum number of patents"),
         ("Apollo_program#24", "direct ascent"),
         ("Fresno,_California#19", "northwest"),
+        ("French_and_Indian_War#37", "1757 campaign"),
+        ("Harvard_University#22", "never managed to top"),
+        ("French_and_Indian_War#28", "fail to strengthen"),
+        ("Immune_system#4", "In plants"),
+        ("Computational_complexity_theory#7", "graph isomorphism"),
+        ("Computational_complexity_theory#33", "inefficient algorithms"),
+        ("French_and_Indian_War#6", "official declaration of war"),
+        ("European_Union_law#2", "1957"),
+        ("Steam_engine#9", "dominant source of power"),
     ],
 }
 FLAGGED_LINES = {"squad_unanswerable.jsonl": {"out_6.jsonl": {41, 44, 100, 176, 180, 238, 246}}}
@@ -62,7 +72,7 @@ def _norm(text: str) -> str:
     return re.sub(r"\W+", " ", text.lower()).strip()
 
 
-def main(folder: Path, name: str) -> int:
+def main(name: str, folders: list[Path]) -> int:
     out = Path(__file__).with_name(name)
     flagged, flagged_lines = FLAGGED.get(name, []), FLAGGED_LINES.get(name, {})
     own: dict[str, set[str]] = {}
@@ -72,7 +82,7 @@ def main(folder: Path, name: str) -> int:
             own[f"{a['title']}#{i}"] = {_norm(q["question"]) for q in p["qas"]}
             context[f"{a['title']}#{i}"] = p["context"]
     kept, seen, dropped, bad = [], set(), 0, 0
-    for path in sorted(folder.glob("out_*.jsonl")):
+    for path in [p for folder in folders for p in sorted(folder.glob("out_*.jsonl"))]:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -108,6 +118,6 @@ def main(folder: Path, name: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: merge_written.py FOLDER_WITH_OUT_FILES OUT_NAME")
-    raise SystemExit(main(Path(sys.argv[1]), sys.argv[2]))
+    if len(sys.argv) < 3:
+        raise SystemExit("usage: merge_written.py OUT_NAME FOLDER_WITH_OUT_FILES ...")
+    raise SystemExit(main(sys.argv[1], [Path(a) for a in sys.argv[2:]]))
