@@ -15,9 +15,9 @@ with:
   (adversarial: plausible, on topic, no answer);
 - the same for the written unanswerable questions of ``train/data/*.jsonl`` (``--written``):
   SQuAD 2.0's half covers 10 of the training articles, and its 2,080 unanswerable questions
-  are too few to teach "no answer" on topic; these were written for the other 26 articles'
-  paragraphs in SQuAD 2.0's manner by separate sessions that never saw the system (see that
-  folder's README);
+  are too few to teach "no answer" on topic; these were written in SQuAD 2.0's manner by
+  separate sessions that never saw the system, the first batch for the other 26 articles'
+  paragraphs, the second for every training paragraph (see that folder's README);
 - the written *answerable* questions there (rows with an ``answer``), paraphrased away from
   their paragraph's wording as users ask, treated as SQuAD's answerable questions are.
 Articles are split by title (``qa.eval.squad.squad_split``): the reader trains on ``train``; the
