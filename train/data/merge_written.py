@@ -5,9 +5,10 @@ duplicates, questions identical to one of the paragraph's own SQuAD questions, a
 lines the writing sessions themselves flagged as possibly wrong or ill-formed in their
 reports.
 
-Run: ``.venv/bin/python train/data/merge_written.py OUT_NAME FOLDER_WITH_OUT_FILES ...``
+Run: ``.venv/bin/python train/data/merge_written.py OUT_NAME FOLDER_OR_OUT_FILE ...``
 (``squad_unanswerable.jsonl`` from the first batch's folder, ``squad_written_2.jsonl`` from
-the second's and third's).
+the second's and third's; of the fourth, ``squad_written_3.jsonl`` from the training
+articles' shards and ``squad_heldout_written.jsonl`` from the held-out articles').
 """
 
 from __future__ import annotations
@@ -65,6 +66,32 @@ FLAGGED = {
         ("Steam_engine#9", "dominant source of power"),
     ],
 }
+FLAGGED["squad_written_3.jsonl"] = [
+    ("Warsaw#7", "rooms for surgery"),  # answer "10": "10-floor" comes first
+    ("American_Broadcasting_Company#54", "Duel"),
+    ("Newcastle_upon_Tyne#22", "bairn"),
+    ("Geology#1", "asthenosphere"),
+    ("American_Broadcasting_Company#43", "overtake"),
+    ("Teacher#20", "originate"),
+    ("Martin_Luther#33", "Little Horn"),
+    ("Huguenot#26", "massacre"),
+    ("Southern_California#16", "snowfall"),
+    ("American_Broadcasting_Company#96", "Start Here"),
+    ("Harvard_University#3", "printing press"),
+    ("Steam_engine#37", "separate condenser"),
+    ("1973_oil_crisis#7", "settlement"),
+    ("1973_oil_crisis#2", "float the pound"),
+]
+FLAGGED["squad_heldout_written.jsonl"] = [
+    ("Normans#10", "Fatimid"),
+    ("Economic_inequality#21", "scored worst"),
+    ("University_of_Chicago#24", "Student Government"),
+    ("Imperialism#25", "Vietnam"),
+    ("Imperialism#32", "free trade"),
+    ("Packet_switching#9", "AppleTalk"),
+    ("Islamism#5", "how much money"),
+    ("Kenya#14", "current president"),
+]
 FLAGGED_LINES = {"squad_unanswerable.jsonl": {"out_6.jsonl": {41, 44, 100, 176, 180, 238, 246}}}
 
 
@@ -73,6 +100,7 @@ def _norm(text: str) -> str:
 
 
 def main(name: str, folders: list[Path]) -> int:
+    """Merge the ``out_*.jsonl`` files of these folders (or these files) into ``name``."""
     out = Path(__file__).with_name(name)
     flagged, flagged_lines = FLAGGED.get(name, []), FLAGGED_LINES.get(name, {})
     own: dict[str, set[str]] = {}
@@ -82,7 +110,8 @@ def main(name: str, folders: list[Path]) -> int:
             own[f"{a['title']}#{i}"] = {_norm(q["question"]) for q in p["qas"]}
             context[f"{a['title']}#{i}"] = p["context"]
     kept, seen, dropped, bad = [], set(), 0, 0
-    for path in [p for folder in folders for p in sorted(folder.glob("out_*.jsonl"))]:
+    paths = [p for f in folders for p in (sorted(f.glob("out_*.jsonl")) if f.is_dir() else [f])]
+    for path in paths:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -119,5 +148,5 @@ def main(name: str, folders: list[Path]) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) < 3:
-        raise SystemExit("usage: merge_written.py OUT_NAME FOLDER_WITH_OUT_FILES ...")
+        raise SystemExit("usage: merge_written.py OUT_NAME FOLDER_OR_OUT_FILE ...")
     raise SystemExit(main(sys.argv[1], [Path(a) for a in sys.argv[2:]]))
