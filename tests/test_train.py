@@ -121,5 +121,40 @@ def test_written_questions_read_their_own_paragraph(tmp_path):
     start, end = found[0]["a"]
     assert found[0]["p"][start:end] == answer and found[0]["p"] in context
     assert not any(e["q"] == "Not there?" for e in examples)
+    # the answer is taken where it stands as whole words, not inside another word
+    (entry,) = module._written_qas("It is not now: no.", [{"question": "?", "answer": "no"}], "k")
+    assert entry["answers"][0]["answer_start"] == len("It is not now: ")
     without = module.build_examples({title}, tokenizer, random.Random(0))
     assert not any(e["q"] in (question, asked) for e in without)
+
+
+def test_written_questions_of_held_out_articles_point_at_their_paragraph(tmp_path):
+    """The refusal fit asks the held-out articles' written questions with their own paragraph
+    as evidence, the same document id ``load_squad`` gives it; other articles' are left out."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fit_refusal", ROOT / "train/fit_refusal.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from qa.eval.squad import load_squad
+
+    docs, _, _ = load_squad(module.SQUAD / "dev-v1.1.json", None, 0)
+    title = sorted(module.squad_split()["calibration"])[0]
+    other = sorted(module.squad_split()["train"])[0]
+    path = tmp_path / "written.jsonl"
+    rows = [
+        {"pid": f"{title}#2", "question": "Who else?", "tactic": "missing-detail"},
+        {"pid": f"{title}#3", "question": "Which one?", "answer": "x"},
+        {"pid": f"{other}#0", "question": "Not this one?", "tactic": "negation"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = module.written_items(path, {title})
+    assert [(i.question, i.unanswerable, i.answers) for i in items] == [
+        ("Who else?", True, []),
+        ("Which one?", False, ["x"]),
+    ]
+    text = {d.doc_id: d.text for d in docs}
+    v1 = json.loads((module.SQUAD / "dev-v1.1.json").read_text())["data"]
+    paragraphs = next(a for a in v1 if a["title"] == title)["paragraphs"]
+    assert text[items[0].evidence_article] == paragraphs[2]["context"]
+    assert text[items[1].evidence_article] == paragraphs[3]["context"]

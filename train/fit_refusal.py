@@ -8,6 +8,9 @@ Questions, each labelled answerable or not:
   holding a gold answer with it (as if the paragraph had never been indexed): unanswerable,
   and plausible, since the rest of the article is about the same thing;
 - SQuAD 2.0's unanswerable questions of those articles: adversarial unanswerable ones;
+- questions written for those articles by sessions that never saw the system
+  (``train/data/squad_heldout_written.jsonl``): answerable ones phrased away from the
+  paragraph's wording, and unanswerable ones asking for a detail the paragraph leaves out;
 - the development sets over other news (``bench/devsets``, written by sessions that never
   saw the system): Reuters ``reuters_a``, BBC, and over the shipped articles the odd-numbered
   half of ``shipped.jsonl`` and all of ``shipped_c.jsonl`` (plain, paraphrased and
@@ -54,6 +57,8 @@ from qa.store.embedding import MiniLMEmbedding  # noqa: E402
 from qa.store.indexer import index_corpus, index_documents  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "bench-data" / "squad"
+# questions written for the held-out SQuAD articles (train/data/README.md)
+WRITTEN = ROOT / "train" / "data" / "squad_heldout_written.jsonl"
 SEED = 14
 
 
@@ -193,6 +198,36 @@ def shipped_items(held_out: bool) -> list[GoldItem]:
     return items
 
 
+def written_items(path: Path, titles: set[str]) -> list[GoldItem]:
+    """The written questions (paraphrased answerable ones, and unanswerable ones about a
+    detail their paragraph leaves out) of these SQuAD articles, tied to their paragraph as
+    ``load_squad`` ties SQuAD's own (``squad-<article>-<paragraph>`` of the v1.1 file)."""
+    articles = json.loads((SQUAD / "dev-v1.1.json").read_text())["data"]
+    number = {a["title"]: n for n, a in enumerate(articles)}
+    items = []
+    for k, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        title, para = row["pid"].rsplit("#", 1)
+        if title not in titles:
+            continue
+        answer = row.get("answer")
+        items.append(
+            GoldItem(
+                id=f"written-{k}",
+                question=row["question"],
+                answers=[answer] if answer else [],
+                evidence=[],
+                type="squad" if answer else "unanswerable",
+                unanswerable=not answer,
+                evidence_article=f"squad-{number[title]}-{para}",
+                title=title,
+            )
+        )
+    return items
+
+
 def foreign_items(tmp: Path, tiny: bool) -> list[GoldItem]:
     """Reuters A's and BBC's answerable questions, as unanswerable ones of another corpus."""
     if tiny:
@@ -212,12 +247,20 @@ FIT_SOURCES = (
     "squad",
     "squad-dropped",
     "squad-adversarial",
+    "squad-written",
     "reuters",
     "bbc",
     "shipped",
     "shipped-foreign",
 )
-HELD_OUT = ("squad-test", "squad-test-dropped", "squad-test-adversarial", "reuters_b", "shipped_b")
+HELD_OUT = (
+    "squad-test",
+    "squad-test-dropped",
+    "squad-test-adversarial",
+    "squad-test-written",
+    "reuters_b",
+    "shipped_b",
+)
 NEWS = ("reuters", "bbc", "shipped")  # the false-refusal budget is set on these
 
 
@@ -262,6 +305,10 @@ def gather(
                 rows += collect(engine, answerable, f"{prefix}-dropped", drop_own=True)
             if f"{prefix}-adversarial" in sources:
                 rows += collect(engine, impossible, f"{prefix}-adversarial")
+            if f"{prefix}-written" in sources and not tiny:
+                written = written_items(WRITTEN, titles)
+                log(f"SQuAD {part}: {len(written)} written")
+                rows += collect(engine, written, f"{prefix}-written")
     # the news development sets, each over its own index
     news = {"reuters": ("reuters", "reuters_a"), "reuters_b": ("reuters", "reuters_b")}
     news |= {"bbc": ("bbc", "bbc"), "bbc_b": ("bbc", "bbc_b")}

@@ -17,7 +17,9 @@ with:
   SQuAD 2.0's half covers 10 of the training articles, and its 2,080 unanswerable questions
   are too few to teach "no answer" on topic; these were written in SQuAD 2.0's manner by
   separate sessions that never saw the system, the first batch for the other 26 articles'
-  paragraphs, the second for every training paragraph (see that folder's README);
+  paragraphs, the second and third for every training paragraph (see that folder's README;
+  the third asks for a detail the paragraph leaves out while it holds a span of the asked
+  type about something else);
 - the written *answerable* questions there (rows with an ``answer``), paraphrased away from
   their paragraph's wording as users ask, treated as SQuAD's answerable questions are.
 Articles are split by title (``qa.eval.squad.squad_split``): the reader trains on ``train``; the
@@ -33,6 +35,7 @@ import argparse
 import json
 import math
 import random
+import re
 import shutil
 import sys
 import time
@@ -54,6 +57,7 @@ OUT = ROOT / "qa" / "models" / "reader"
 WRITTEN = [
     ROOT / "train" / "data" / "squad_unanswerable.jsonl",
     ROOT / "train" / "data" / "squad_written_2.jsonl",
+    ROOT / "train" / "data" / "squad_written_3.jsonl",
 ]
 MAX_LEN = 256  # question + passage tokens; product passages are <= 128 tokens
 PASSAGE_TOKENS = 128
@@ -94,11 +98,15 @@ def read_written(paths: list[Path]) -> dict[str, list[dict]]:
 
 def _written_qas(context: str, rows: list[dict], key: str) -> list[dict]:
     """The answerable written questions of a paragraph as SQuAD ``qas`` entries (the answer
-    at its first occurrence; a row whose answer is not in the paragraph is skipped)."""
+    at its first occurrence as whole words, so that "no" is not taken from "not"; else its
+    first; a row whose answer is not in the paragraph is skipped)."""
     qas = []
     for n, row in enumerate(rows):
         answer = row["answer"]
-        start = context.find(answer) if answer else -1
+        if not answer:
+            continue
+        whole = re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", context)
+        start = whole.start() if whole else context.find(answer)
         if start >= 0:
             qas.append(
                 {
