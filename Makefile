@@ -73,7 +73,7 @@ eval: install
 		docs/eval/squad-heldout.json docs/eval/squad-v2.0-heldout.json docs/eval/squad-v1.1.json \
 		docs/eval/squad-v2.0-half.json --out docs/eval.md --command "make eval"
 
-# Retrain the shipped models (qa/models/): the reader (about 52 min on 2 cores, 3 epochs), then
+# Retrain the shipped models (qa/models/): the reader (about 67 min on 2 cores, 3 epochs), then
 # the refusal model on the product's own retrieval (about 8 min). Seeded.
 train: install-train
 	$(BIN)/python train/train_reader.py

@@ -75,29 +75,16 @@ def test_paraphrased_questions_are_answered(engine, question, expected):
     [
         "Who won the 2014 World Cup?",
         "What is the price per cubic meter of the gas?",
-        pytest.param(
-            "Who is the chief executive of Gazprom?",
-            marks=pytest.mark.xfail(
-                reason="known miss of the learned refusal: the Gazprom-CNPC sentence reads as a "
-                "confident 'who' answer"
-            ),
-        ),
+        "Who is the chief executive of Gazprom?",
         "How much gas does Russia sell to Germany?",
         "When will the pipeline be finished?",
-        pytest.param(
-            "What is the population of Kazakhstan?",
-            marks=pytest.mark.xfail(
-                reason="known miss of the learned refusal since the reader trained with the "
-                "second batch of written questions: CICA's '26 member nations', in the "
-                "sentence naming Kazakhstan, is answered (confidence 0.09)"
-            ),
-        ),
+        "What is the population of Kazakhstan?",
         pytest.param(
             "How many sailors took part in Joint Sea-2014?",
             marks=pytest.mark.xfail(
                 reason="known miss of the learned refusal since the reader trained with the "
                 "second batch of written questions: 'the two leaders attended the launch of "
-                "Joint Sea-2014' is answered 'two' (confidence 0.68)"
+                "Joint Sea-2014' is answered 'two' (confidence 0.86)"
             ),
         ),
     ],
