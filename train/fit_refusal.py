@@ -51,7 +51,7 @@ from qa.answer.refusal import FEATURES, MODEL_PATH  # noqa: E402
 from qa.answer.selection import closest_cosine  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.eval.evaluate import GoldItem, normalize, read_gold  # noqa: E402
-from qa.eval.squad import load_squad, squad_split  # noqa: E402
+from qa.eval.squad import load_squad, paragraph_id, squad_split  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 from qa.store.embedding import MiniLMEmbedding  # noqa: E402
 from qa.store.indexer import index_corpus, index_documents  # noqa: E402
@@ -201,7 +201,7 @@ def shipped_items(held_out: bool) -> list[GoldItem]:
 def written_items(path: Path, titles: set[str]) -> list[GoldItem]:
     """The written questions (paraphrased answerable ones, and unanswerable ones about a
     detail their paragraph leaves out) of these SQuAD articles, tied to their paragraph as
-    ``load_squad`` ties SQuAD's own (``squad-<article>-<paragraph>`` of the v1.1 file)."""
+    ``load_squad`` ties SQuAD's own (``paragraph_id`` of the v1.1 file)."""
     articles = json.loads((SQUAD / "dev-v1.1.json").read_text())["data"]
     number = {a["title"]: n for n, a in enumerate(articles)}
     items = []
@@ -221,7 +221,7 @@ def written_items(path: Path, titles: set[str]) -> list[GoldItem]:
                 evidence=[],
                 type="squad" if answer else "unanswerable",
                 unanswerable=not answer,
-                evidence_article=f"squad-{number[title]}-{para}",
+                evidence_article=paragraph_id(number[title], int(para)),
                 title=title,
             )
         )
@@ -289,6 +289,7 @@ def gather(
         log("indexing SQuAD dev paragraphs")
         index_documents(s, docs, embedder=embedder, progress=False)
         engine = Engine(s, embedder=embedder)
+        written = written_items(WRITTEN, split["calibration"] | split["test"])
         for part, prefix in (("calibration", "squad"), ("test", "squad-test")):
             titles = split[part]
             answerable = [i for i in v1_items if i.title in titles]
@@ -305,10 +306,10 @@ def gather(
                 rows += collect(engine, answerable, f"{prefix}-dropped", drop_own=True)
             if f"{prefix}-adversarial" in sources:
                 rows += collect(engine, impossible, f"{prefix}-adversarial")
-            if f"{prefix}-written" in sources and not tiny:
-                written = written_items(WRITTEN, titles)
-                log(f"SQuAD {part}: {len(written)} written")
-                rows += collect(engine, written, f"{prefix}-written")
+            if f"{prefix}-written" in sources:
+                mine = [i for i in written if i.title in titles]
+                log(f"SQuAD {part}: {len(mine)} written")
+                rows += collect(engine, mine, f"{prefix}-written")
     # the news development sets, each over its own index
     news = {"reuters": ("reuters", "reuters_a"), "reuters_b": ("reuters", "reuters_b")}
     news |= {"bbc": ("bbc", "bbc"), "bbc_b": ("bbc", "bbc_b")}

@@ -39,6 +39,12 @@ def squad_split(squad_dir: Path = SQUAD_DIR, seed: int = SPLIT_SEED) -> dict[str
     }
 
 
+def paragraph_id(article: int, paragraph: int) -> str:
+    """The document id of a SQuAD paragraph: its article's and its own position in the file,
+    so that questions from elsewhere (the written ones of ``train/data``) can point at it."""
+    return f"squad-{article}-{paragraph}"
+
+
 def load_squad(
     path: Path, limit: int | None, seed: int, titles: set[str] | None = None
 ) -> tuple[list[Document], list[GoldItem], str]:
@@ -59,7 +65,7 @@ def load_squad(
             raw_title = str(article.get("title", f"article {a}"))
             title = raw_title.replace("_", " ")
             for p, para in enumerate(article["paragraphs"]):
-                pid = f"squad-{a}-{p}"
+                pid = paragraph_id(a, p)
                 docs.append(
                     make_document(
                         pid, para["context"], title=title, path=pid, root=str(path), source="SQuAD"

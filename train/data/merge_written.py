@@ -65,33 +65,33 @@ FLAGGED = {
         ("European_Union_law#2", "1957"),
         ("Steam_engine#9", "dominant source of power"),
     ],
+    "squad_written_3.jsonl": [
+        ("Warsaw#7", "rooms for surgery"),  # answer "10": "10-floor" comes first
+        ("American_Broadcasting_Company#54", "Duel"),
+        ("Newcastle_upon_Tyne#22", "bairn"),
+        ("Geology#1", "asthenosphere"),
+        ("American_Broadcasting_Company#43", "overtake"),
+        ("Teacher#20", "originate"),
+        ("Martin_Luther#33", "Little Horn"),
+        ("Huguenot#26", "massacre"),
+        ("Southern_California#16", "snowfall"),
+        ("American_Broadcasting_Company#96", "Start Here"),
+        ("Harvard_University#3", "printing press"),
+        ("Steam_engine#37", "separate condenser"),
+        ("1973_oil_crisis#7", "settlement"),
+        ("1973_oil_crisis#2", "float the pound"),
+    ],
+    "squad_heldout_written.jsonl": [
+        ("Normans#10", "Fatimid"),
+        ("Economic_inequality#21", "scored worst"),
+        ("University_of_Chicago#24", "Student Government"),
+        ("Imperialism#25", "Vietnam"),
+        ("Imperialism#32", "free trade"),
+        ("Packet_switching#9", "AppleTalk"),
+        ("Islamism#5", "how much money"),
+        ("Kenya#14", "current president"),
+    ],
 }
-FLAGGED["squad_written_3.jsonl"] = [
-    ("Warsaw#7", "rooms for surgery"),  # answer "10": "10-floor" comes first
-    ("American_Broadcasting_Company#54", "Duel"),
-    ("Newcastle_upon_Tyne#22", "bairn"),
-    ("Geology#1", "asthenosphere"),
-    ("American_Broadcasting_Company#43", "overtake"),
-    ("Teacher#20", "originate"),
-    ("Martin_Luther#33", "Little Horn"),
-    ("Huguenot#26", "massacre"),
-    ("Southern_California#16", "snowfall"),
-    ("American_Broadcasting_Company#96", "Start Here"),
-    ("Harvard_University#3", "printing press"),
-    ("Steam_engine#37", "separate condenser"),
-    ("1973_oil_crisis#7", "settlement"),
-    ("1973_oil_crisis#2", "float the pound"),
-]
-FLAGGED["squad_heldout_written.jsonl"] = [
-    ("Normans#10", "Fatimid"),
-    ("Economic_inequality#21", "scored worst"),
-    ("University_of_Chicago#24", "Student Government"),
-    ("Imperialism#25", "Vietnam"),
-    ("Imperialism#32", "free trade"),
-    ("Packet_switching#9", "AppleTalk"),
-    ("Islamism#5", "how much money"),
-    ("Kenya#14", "current president"),
-]
 FLAGGED_LINES = {"squad_unanswerable.jsonl": {"out_6.jsonl": {41, 44, 100, 176, 180, 238, 246}}}
 
 
