@@ -158,3 +158,45 @@ def test_written_questions_of_held_out_articles_point_at_their_paragraph(tmp_pat
     paragraphs = next(a for a in v1 if a["title"] == title)["paragraphs"]
     assert text[items[0].evidence_article] == paragraphs[2]["context"]
     assert text[items[1].evidence_article] == paragraphs[3]["context"]
+
+
+def test_written_news_stories_train_on_their_own_text(tmp_path):
+    """A written news story's answerable question becomes an answer example on the story's
+    passage holding the answer, verbatim; its unanswerable ones no-answer examples on its own
+    passages; the stories' parts (train, calibration, test) never share a story, so the reader
+    never trains on the fit's or the figures' stories (``train/written_news.py``)."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    from train.written_news import PARTS, part_of, read_news
+
+    module = _train_reader_module()
+    words = " ".join(f"Word{k} said." for k in range(60))
+    text = f"LIMA, May 2 - The council voted 12 to 3 on Monday. {words}\n\nMayor Ana Ruiz said so."
+    story = {
+        "aid": "0-01",
+        "beat": "politics",
+        "title": "t",
+        "text": text,
+        "questions": [
+            {"question": "Who is the mayor of Lima?", "answer": "Ana Ruiz"},
+            {"question": "Who chairs the Lima council?", "tactic": "missing-detail"},
+            {"question": "What did the council vote on?", "answer": "not in the text"},
+        ],
+    }
+    path = tmp_path / "news.jsonl"
+    path.write_text(json.dumps(story) + "\n" + json.dumps({**story, "aid": "7-00"}) + "\n")
+    assert [a["aid"] for a in read_news("train", path)] == ["0-01"]
+    assert [a["aid"] for a in read_news("test", path)] == ["7-00"]
+    assert read_news("train", tmp_path / "absent.jsonl") == []
+    shards = [s for part in PARTS.values() for s in part]
+    assert len(shards) == len(set(shards)) and part_of("6-03") == "calibration"
+    tokenizer = AutoTokenizer.from_pretrained(module._model_dir())
+    groups = module.news_groups(read_news("train", path))
+    examples = module.group_examples(groups, tokenizer, random.Random(0))
+    (found,) = [e for e in examples if e["q"] == "Who is the mayor of Lima?" and e["a"]]
+    assert found["p"][found["a"][0] : found["a"][1]] == "Ana Ruiz" and found["p"] in text
+    (none,) = [e for e in examples if e["q"] == "Who chairs the Lima council?"]
+    assert none["a"] is None and none["p"] in text
+    assert not any(e["q"] == "What did the council vote on?" for e in examples)

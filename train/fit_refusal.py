@@ -11,13 +11,16 @@ Questions, each labelled answerable or not:
 - questions written for those articles by sessions that never saw the system
   (``train/data/squad_heldout_written.jsonl``): answerable ones phrased away from the
   paragraph's wording, and unanswerable ones asking for a detail the paragraph leaves out;
+- the written news stories' questions (``train/written_news.py``) of the calibration shard,
+  asked of an index of all the stories;
 - the development sets over other news (``bench/devsets``, written by sessions that never
   saw the system): Reuters ``reuters_a``, BBC, and over the shipped articles the odd-numbered
   half of ``shipped.jsonl`` and all of ``shipped_c.jsonl`` (plain, paraphrased and
   unanswerable questions).
-``corpus/gold.jsonl`` is never used. ``reuters_b``, the even half of ``shipped.jsonl`` and
-the *test* held-out SQuAD articles are kept out, so that ``make eval`` reports on questions
-the whole answerer never saw (``--held-out`` collects them too and reports on them).
+``corpus/gold.jsonl`` is never used. ``reuters_b``, the even half of ``shipped.jsonl``, the
+*test* held-out SQuAD articles and the test shard of news stories are kept out, so that
+``make eval`` reports on questions the whole answerer never saw (``--held-out`` collects
+them too and reports on them).
 
 Each source counts the same in the fit (sample weights), so SQuAD's thousands of questions
 don't drown the news questions. The threshold is then set on the news questions'
@@ -52,9 +55,11 @@ from qa.answer.selection import closest_cosine  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.eval.evaluate import GoldItem, normalize, read_gold  # noqa: E402
 from qa.eval.squad import load_squad, paragraph_id, squad_split  # noqa: E402
+from qa.ingest.reading import make_document  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 from qa.store.embedding import MiniLMEmbedding  # noqa: E402
 from qa.store.indexer import index_corpus, index_documents  # noqa: E402
+from train.written_news import NEWS_WRITTEN, part_of, read_news  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "bench-data" / "squad"
 # questions written for the held-out SQuAD articles (train/data/README.md)
@@ -228,6 +233,29 @@ def written_items(path: Path, titles: set[str]) -> list[GoldItem]:
     return items
 
 
+def news_items(stories: list[dict], part: str) -> list[GoldItem]:
+    """The questions of the written news stories of one part (``train/written_news.py``)."""
+    items = []
+    for a in stories:
+        if part_of(a["aid"]) != part:
+            continue
+        for k, q in enumerate(a["questions"]):
+            answer = q.get("answer")
+            items.append(
+                GoldItem(
+                    id=f"news-{a['aid']}-{k}",
+                    question=q["question"],
+                    answers=[answer] if answer else [],
+                    evidence=[],
+                    type="news" if answer else "unanswerable",
+                    unanswerable=not answer,
+                    evidence_article=a["aid"],
+                    title=a["aid"],
+                )
+            )
+    return items
+
+
 def foreign_items(tmp: Path, tiny: bool) -> list[GoldItem]:
     """Reuters A's and BBC's answerable questions, as unanswerable ones of another corpus."""
     if tiny:
@@ -248,6 +276,7 @@ FIT_SOURCES = (
     "squad-dropped",
     "squad-adversarial",
     "squad-written",
+    "news-written",
     "reuters",
     "bbc",
     "shipped",
@@ -258,6 +287,7 @@ HELD_OUT = (
     "squad-test-dropped",
     "squad-test-adversarial",
     "squad-test-written",
+    "news-test-written",
     "reuters_b",
     "shipped_b",
 )
@@ -310,6 +340,27 @@ def gather(
                 mine = [i for i in written if i.title in titles]
                 log(f"SQuAD {part}: {len(mine)} written")
                 rows += collect(engine, mine, f"{prefix}-written")
+    # the written news stories, all of them indexed (a corpus of about 240 stories on every
+    # beat); questions of the calibration shard for the fit, of the test shard held out
+    news_parts = {"news-written": "calibration", "news-test-written": "test"}
+    if sources & set(news_parts):
+        stories = read_news()
+        if tiny:
+            stories = read_news("calibration")[:3]
+        docs = [
+            make_document(
+                a["aid"], a["text"], title=a["title"], path=a["aid"], root=str(NEWS_WRITTEN)
+            )
+            for a in stories
+        ]
+        s = settings_for(tmp / "news-written")
+        log(f"indexing {len(docs)} written news stories")
+        index_documents(s, docs, embedder=embedder, progress=False)
+        engine = Engine(s, embedder=embedder)
+        for source, part in news_parts.items():
+            if source in sources:
+                items = news_items(stories, part)
+                rows += collect(engine, items[:limit] if limit else items, source)
     # the news development sets, each over its own index
     news = {"reuters": ("reuters", "reuters_a"), "reuters_b": ("reuters", "reuters_b")}
     news |= {"bbc": ("bbc", "bbc"), "bbc_b": ("bbc", "bbc_b")}

@@ -22,6 +22,12 @@ with:
   type about something else);
 - the written *answerable* questions there (rows with an ``answer``), paraphrased away from
   their paragraph's wording as users ask, treated as SQuAD's answerable questions are.
+- the written news stories of ``train/data/news_written.jsonl`` (``--news``; their training
+  shards, ``train/written_news.py``): fictional wire stories written for this project with
+  paraphrased answerable questions and unanswerable ones about a detail the story leaves out
+  or a near-topic fact, treated as a SQuAD article's paragraphs are (a shard of about 30
+  stories is one "article"), so that the reader also learns the news register (datelines,
+  attributed quotes, officials, figures) that SQuAD's encyclopedia text lacks.
 Articles are split by title (``qa.eval.squad.squad_split``): the reader trains on ``train``; the
 ``calibration`` articles fit the refusal model and the ``test`` ones give the figures.
 
@@ -50,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 from qa.eval.evaluate import normalize  # noqa: E402
 from qa.eval.squad import SQUAD_DIR, squad_split  # noqa: E402
 from qa.ingest.chunking import group_sentences, sentence_spans  # noqa: E402
+from train.written_news import NEWS_WRITTEN, read_news  # noqa: E402
 
 V1 = SQUAD_DIR / "dev-v1.1.json"
 V2 = SQUAD_DIR / "dev-v2.0-cs224n-half.json"
@@ -118,27 +125,62 @@ def _written_qas(context: str, rows: list[dict], key: str) -> list[dict]:
     return qas
 
 
-def build_examples(
-    titles: set[str], tokenizer, rng: random.Random, written: dict[str, list[dict]] | None = None
-) -> list[dict]:
-    """(question, passage, answer char span in the passage or None) examples, see module doc.
-    ``written``: more questions by paragraph key (``read_written``)."""
-
-    def count_tokens(texts: list[str]) -> list[int]:
-        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-
+def squad_groups(titles: set[str], written: dict[str, list[dict]] | None = None) -> list[tuple]:
+    """The SQuAD training articles as groups for ``group_examples``: (title, paragraphs with
+    their answerable ``qas`` (v1.1's and the written ones), unanswerable questions by
+    paragraph index (the 2.0 half's and the written ones)."""
     v1 = {a["title"]: a for a in json.loads(V1.read_text())["data"]}
     v2 = {a["title"]: a for a in json.loads(V2.read_text())["data"]}
-    examples: list[dict] = []
+    groups = []
     for title in sorted(titles):
         # the 2.0 half holds the same paragraphs and answerable questions as v1.1 plus the
         # unanswerable ones: take v1.1's answerable questions and 2.0's unanswerable ones
-        paras = v1[title]["paragraphs"]
         impossible: dict[str, list[str]] = {}
         for para in v2.get(title, {}).get("paragraphs", []):
             impossible[para["context"]] = [
                 q["question"] for q in para["qas"] if q.get("is_impossible")
             ]
+        paras, unanswerable = [], {}
+        for p, para in enumerate(v1[title]["paragraphs"]):
+            ctx = para["context"]
+            mine = (written or {}).get(f"{title}#{p}", [])
+            paras.append(
+                {"context": ctx, "qas": para["qas"] + _written_qas(ctx, mine, f"{title}#{p}")}
+            )
+            unanswerable[p] = impossible.get(ctx, []) + [
+                r["question"] for r in mine if not r["answer"]
+            ]
+        groups.append((title, paras, unanswerable))
+    return groups
+
+
+def news_groups(articles: list[dict]) -> list[tuple]:
+    """The written news articles (``train/written_news.py``) as groups for ``group_examples``:
+    one group per writer's shard (about 30 stories on every beat), so that the "another
+    paragraph" passages are other stories, as retrieval over a news corpus returns."""
+    shards: dict[str, list[dict]] = {}
+    for a in articles:
+        shards.setdefault(f"news-{a['aid'].split('-')[0]}", []).append(a)
+    groups = []
+    for name, stories in sorted(shards.items()):
+        paras, unanswerable = [], {}
+        for p, a in enumerate(stories):
+            rows = [{"question": q["question"], "answer": q.get("answer")} for q in a["questions"]]
+            paras.append({"context": a["text"], "qas": _written_qas(a["text"], rows, a["aid"])})
+            unanswerable[p] = [r["question"] for r in rows if not r["answer"]]
+        groups.append((name, paras, unanswerable))
+    return groups
+
+
+def group_examples(groups: list[tuple], tokenizer, rng: random.Random) -> list[dict]:
+    """(question, passage, answer char span in the passage or None) examples of groups of
+    paragraphs (an article's, or a shard of news stories), see module doc."""
+
+    def count_tokens(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    examples: list[dict] = []
+    for title, paras, unanswerable_of in groups:
         passages = []  # (paragraph index, text)
         for p, para in enumerate(paras):
             ctx = para["context"]
@@ -160,10 +202,8 @@ def build_examples(
             return not any(normalize(a) in text for a in answers)
 
         for p, para in enumerate(paras):
-            ctx = para["context"]
             own = [i for i, (pp, _, _) in enumerate(passages) if pp == p]
-            mine = (written or {}).get(f"{title}#{p}", [])
-            for q in para["qas"] + _written_qas(ctx, mine, f"{title}#{p}"):
+            for q in para["qas"]:
                 answers = [a["text"] for a in q["answers"]]
                 a0 = q["answers"][0]
                 s0, e0 = a0["answer_start"], a0["answer_start"] + len(a0["text"])
@@ -187,15 +227,25 @@ def build_examples(
                 other = [j for j in other[:5] if holds_none(j, answers)]
                 if other and rng.random() < 0.5:
                     examples.append({"q": q["question"], "p": texts[other[0]], "a": None, "g": g})
-            unanswerable = impossible.get(ctx, []) + [
-                r["question"] for r in mine if not r["answer"]
-            ]
-            for n, question in enumerate(unanswerable):
+            for n, question in enumerate(unanswerable_of.get(p, [])):
                 best = [j for j in ranked(question) if passages[j][0] == p]
                 if best:
                     g = f"{title}-{p}-impossible-{n}"
                     examples.append({"q": question, "p": texts[best[0]], "a": None, "g": g})
     return examples
+
+
+def build_examples(
+    titles: set[str],
+    tokenizer,
+    rng: random.Random,
+    written: dict[str, list[dict]] | None = None,
+    news: list[dict] | None = None,
+) -> list[dict]:
+    """The training examples of these SQuAD articles, with the written questions by
+    paragraph key (``read_written``) and the written news stories (``read_news``)."""
+    groups = squad_groups(titles, written) + news_groups(news or [])
+    return group_examples(groups, tokenizer, rng)
 
 
 def encode(examples: list[dict], tokenizer) -> list[dict]:
@@ -367,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
         default=WRITTEN,
         help="written questions (JSONL files, see train/data/README.md); 'none': without",
     )
+    ap.add_argument(
+        "--news",
+        default=str(NEWS_WRITTEN),
+        help="written news stories (train/written_news.py; their training shards); 'none': without",
+    )
     ap.add_argument("--limit", type=int, default=None, help="at most this many examples")
     ap.add_argument("--tiny", action="store_true", help="a few examples, for CI: seconds")
     args = ap.parse_args(argv)
@@ -388,7 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         titles = set(sorted(titles)[:1])
     paths = [p for p in args.written if str(p) != "none"]
     written = read_written(paths)
-    examples = build_examples(titles, tokenizer, rng, written)
+    news = [] if args.news == "none" else read_news("train", Path(args.news))
+    if args.tiny:
+        news = news[:2]
+    examples = build_examples(titles, tokenizer, rng, written, news)
     rng.shuffle(examples)
     if args.limit:
         examples = examples[: args.limit]
@@ -456,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
         "written_unanswerable": sum(not r["answer"] for v in written.values() for r in v),
         "written_answerable": sum(bool(r["answer"]) for v in written.values() for r in v),
         "written_files": [p.name for p in paths],
+        "news_stories": len(news),
+        "news_answerable": sum("answer" in q for a in news for q in a["questions"]),
+        "news_unanswerable": sum("answer" not in q for a in news for q in a["questions"]),
         "max_len": MAX_LEN,
         "seed": SEED,
         "steps": steps,
