@@ -73,8 +73,9 @@ eval: install
 		docs/eval/squad-heldout.json docs/eval/squad-v2.0-heldout.json docs/eval/squad-v1.1.json \
 		docs/eval/squad-v2.0-half.json --out docs/eval.md --command "make eval"
 
-# Retrain the shipped models (qa/models/): the reader (about 67 min on 2 cores, 3 epochs), then
-# the refusal model on the product's own retrieval (about 8 min). Seeded.
+# Retrain the shipped models (qa/models/): the reader (about 67 min on 2 cores with bf16
+# instructions, AVX-512 BF16 or AMX; in fp32 on a CPU without them, several hours),
+# then the refusal model on the product's own retrieval (about 8 min). Seeded.
 train: install-train
 	$(BIN)/python train/train_reader.py
 	$(BIN)/python train/fit_refusal.py --work bench/out/fit

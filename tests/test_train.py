@@ -22,7 +22,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_reader_training_runs_on_a_tiny_sample(tmp_path):
     out = tmp_path / "reader"
-    done = _run("train/train_reader.py", "--tiny", "--out", str(out))
+    news = str(ROOT / "train" / "data" / "news_written.jsonl")
+    done = _run("train/train_reader.py", "--tiny", "--out", str(out), "--news", news)
     assert done.returncode == 0, done.stderr[-3000:]
     meta = json.loads((out / "training.json").read_text())
     assert meta["examples"] == 8 and meta["steps"] >= 1
