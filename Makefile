@@ -75,7 +75,7 @@ eval: install
 
 # Retrain the shipped models (qa/models/): the reader (about 67 min on 2 cores with bf16
 # instructions, AVX-512 BF16 or AMX; in fp32 on a CPU without them, several hours),
-# then the refusal model on the product's own retrieval (about 8 min). Seeded.
+# then the refusal model on the product's own retrieval (8 to 20 min, by machine). Seeded.
 train: install-train
 	$(BIN)/python train/train_reader.py
 	$(BIN)/python train/fit_refusal.py --work bench/out/fit

@@ -30,6 +30,8 @@ SOURCES = {
     "reuters": ["reuters"],
     "bbc": ["bbc"],
     "squad-test": ["squad-test", "squad-test-dropped", "squad-test-adversarial"],
+    "squad-test-written": ["squad-test-written"],
+    "news-test-written": ["news-test-written"],
 }
 
 
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = json.loads(args.rows.read_text())
     model = RefusalModel.load(args.model)
-    print(f"{'source':<12} {'answerable':>10} {'not':>5} {'margin AUC':>11} {'confidence AUC':>15}")
+    print(f"{'source':<18} {'answerable':>10} {'not':>5} {'margin AUC':>11} {'confidence AUC':>15}")
     for name, members in SOURCES.items():
         sel = [r for r in rows if r["source"] in members and r["options"]]
         labels = [int(r["answerable"]) for r in sel]
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         margin = roc_auc_score(labels, [o["features"]["margin"] for o in chosen])
         confidence = roc_auc_score(labels, [model.confidence(o["features"]) for o in chosen])
         print(
-            f"{name:<12} {sum(labels):>10} {len(labels) - sum(labels):>5} "
+            f"{name:<18} {sum(labels):>10} {len(labels) - sum(labels):>5} "
             f"{margin:>11.3f} {confidence:>15.3f}"
         )
     return 0
