@@ -74,7 +74,7 @@ eval: install
 		docs/eval/squad-v2.0-half.json --out docs/eval.md --command "make eval"
 
 # Retrain the shipped models (qa/models/): the reader (about 67 min on 2 cores with bf16
-# instructions, AVX-512 BF16 or AMX; in fp32 on a CPU without them, several hours),
+# instructions, AVX-512 BF16 or AMX; in fp32 on a CPU without them, about 2 hours),
 # then the refusal model on the product's own retrieval (8 to 20 min, by machine). Seeded.
 train: install-train
 	$(BIN)/python train/train_reader.py
