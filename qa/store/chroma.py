@@ -87,16 +87,28 @@ def client_for(settings: Settings, create: bool):
     path = settings.index_dir / "chroma"
     if not create and not (path / "chroma.sqlite3").is_file():
         raise QAError(f"no index at {settings.index_dir}/: run `qa index` first")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-    except QAError:
-        raise
-    except Exception as exc:
-        raise QAError(
-            f"the index at {settings.index_dir}/ is unreadable ({type(exc).__name__}): "
-            "run `qa index --rebuild`"
-        ) from None
+    # Two processes opening a new store at once (the first `qa index` while a server or a
+    # `qa ask` polls for it) both run chromadb's schema migrations on the one SQLite file,
+    # and the loser fails with an InternalError: measured, 1 first index in 8 failed so
+    # with a reader polling. It is transient, so try again a few times; chromadb caches a
+    # client's system per path before starting it, so the failed one is dropped first.
+    # A store that stays unreadable still gets the one-line error.
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    tries = 5
+    for attempt in range(tries):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        except Exception as exc:
+            SharedSystemClient._identifier_to_system.pop(str(path), None)
+            if attempt == tries - 1:
+                raise QAError(
+                    f"the index at {settings.index_dir}/ is unreadable ({type(exc).__name__}): "
+                    "run `qa index --rebuild`"
+                ) from None
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class IndexGone(Busy):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from filelock import FileLock
 
 from qa.ingest.reading import read_corpus
@@ -140,7 +141,11 @@ def test_kill_9_mid_index_then_reindex_completes(tmp_path, embedder):
             continue
         if committed >= 2:
             break
-    assert proc.poll() is None, "indexing finished before it could be interrupted"
+    if proc.poll() is not None:
+        pytest.fail(
+            f"indexing ended (rc {proc.returncode}) before it could be interrupted: "
+            f"{proc.stderr.read().decode()[-600:]}"
+        )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 0 < committed < N_SYNTHETIC
