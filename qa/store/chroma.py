@@ -101,7 +101,8 @@ def client_for(settings: Settings, create: bool):
             path.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
         except Exception as exc:
-            SharedSystemClient._identifier_to_system.pop(str(path), None)
+            # private in chromadb 1.x; getattr so a rename can't turn this into a crash
+            getattr(SharedSystemClient, "_identifier_to_system", {}).pop(str(path), None)
             if attempt == tries - 1:
                 raise QAError(
                     f"the index at {settings.index_dir}/ is unreadable ({type(exc).__name__}): "
