@@ -95,21 +95,20 @@ def client_for(settings: Settings, create: bool):
     # A store that stays unreadable still gets the one-line error.
     from chromadb.api.shared_system_client import SharedSystemClient
 
-    tries = 5
-    for attempt in range(tries):
+    error: Exception | None = None
+    for delay in (0.0, 0.2, 0.4, 0.6, 0.8):
+        time.sleep(delay)
         try:
             path.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
         except Exception as exc:
             # private in chromadb 1.x; getattr so a rename can't turn this into a crash
             getattr(SharedSystemClient, "_identifier_to_system", {}).pop(str(path), None)
-            if attempt == tries - 1:
-                raise QAError(
-                    f"the index at {settings.index_dir}/ is unreadable ({type(exc).__name__}): "
-                    "run `qa index --rebuild`"
-                ) from None
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
+            error = exc
+    raise QAError(
+        f"the index at {settings.index_dir}/ is unreadable ({type(error).__name__}): "
+        "run `qa index --rebuild`"
+    ) from None
 
 
 class IndexGone(Busy):
