@@ -201,3 +201,64 @@ def test_written_news_stories_train_on_their_own_text(tmp_path):
     (none,) = [e for e in examples if e["q"] == "Who chairs the Lima council?"]
     assert none["a"] is None and none["p"] in text
     assert not any(e["q"] == "What did the council vote on?" for e in examples)
+
+
+def test_reader_tuning_on_retrieval_runs_on_a_tiny_sample(tmp_path):
+    """Stage 2 (``train/tune_reader.py``) asks a few training questions of an index built with
+    the product, tunes the shipped reader on what retrieval returns and exports a reader that
+    loads, its record beside stage 1's."""
+    out = tmp_path / "reader"
+    work = tmp_path / "index"
+    done = _run("train/tune_reader.py", "--tiny", "--out", str(out), "--work", str(work))
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((out / "training.json").read_text())
+    stage2 = meta["stage2"]
+    assert stage2["steps"] >= 1 and stage2["answerable_examples"] >= 1
+    assert stage2["examples"] > stage2["answerable_examples"]  # retrieved passages, no answer
+    assert "train_articles" in meta  # stage 1's record kept
+    (reading,) = Reader(threads=1, model_dir=out).read("Who?", ["Ann Lee wrote it."])
+    assert math.isfinite(reading.margin)
+
+
+def test_dequantised_reader_reads_as_the_shipped_int8_one():
+    """Stage 2 starts from the shipped int8 reader's weights dequantised: in PyTorch they
+    give the onnxruntime model's logits up to the int8 rounding of its activations."""
+    import importlib.util
+
+    import numpy as np
+    import torch
+    from tokenizers import Tokenizer
+
+    from qa.answer.reader import MODEL_DIR
+
+    spec = importlib.util.spec_from_file_location("tune_reader", ROOT / "train/tune_reader.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.load_reader(MODEL_DIR / "reader.onnx").eval()
+    tokenizer = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+    passage = (
+        "Russia will provide China with 38 billion cubic meters of natural gas annually for "
+        "30 years, starting in 2018, under the deal signed in Shanghai on Wednesday."
+    )
+    enc = tokenizer.encode("When do the deliveries start?", passage)
+    feed = {
+        "input_ids": np.array([enc.ids]),
+        "attention_mask": np.array([enc.attention_mask]),
+        "token_type_ids": np.array([enc.type_ids]),
+    }
+    reader = Reader(threads=1)
+    int8_start, int8_end = reader._session.run(None, feed)
+    with torch.no_grad():
+        out = model(**{k: torch.tensor(v) for k, v in feed.items()})
+    for ours, theirs in ((out.start_logits, int8_start), (out.end_logits, int8_end)):
+        ours = ours.numpy()[0]
+        assert int(np.argmax(ours)) == int(np.argmax(theirs[0]))
+        assert np.corrcoef(ours, theirs[0])[0, 1] > 0.99
+    # a reader with other weights (the untuned base with a fresh head) reads otherwise
+    from transformers import AutoModelForQuestionAnswering
+
+    torch.manual_seed(0)
+    base = AutoModelForQuestionAnswering.from_pretrained(module.stage1._model_dir()).eval()
+    with torch.no_grad():
+        other = base(**{k: torch.tensor(v) for k, v in feed.items()}).start_logits.numpy()[0]
+    assert np.corrcoef(other, int8_start[0])[0, 1] < 0.9

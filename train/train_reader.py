@@ -351,6 +351,65 @@ def collate(batch: list[dict]):
     return ids, types, mask, starts, ends
 
 
+def fit(
+    model,
+    items: list[dict],
+    epochs: float,
+    lr: float,
+    batch: int,
+    shared_norm: float,
+    precision: str,
+    rng: random.Random,
+    began: float,
+) -> tuple[int, list[float]]:
+    """Fine-tune ``model`` in place on encoded ``items``: AdamW, 10% linear warm-up then linear
+    decay, gradient clipping 1.0; the per-passage loss plus ``shared_norm`` times the shared
+    normalisation over each question's passages. Returns (steps, losses)."""
+    import torch
+
+    model.train()
+    plan = batches(items, batch, rng)
+    steps = max(1, math.ceil(len(plan) * epochs))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warm = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
+    )
+    step, losses = 0, []
+    while step < steps:
+        for step_batch in plan:
+            if step >= steps:
+                break
+            ids, types, mask, starts, ends = collate(step_batch)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out = model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    token_type_ids=types,
+                    start_positions=starts,
+                    end_positions=ends,
+                )
+            loss = out.loss + shared_norm * shared_norm_loss(
+                out.start_logits, out.end_logits, step_batch
+            )
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            losses.append(float(loss.detach()))
+            step += 1
+            if step % 25 == 0 or step == steps:
+                rate = step / (time.time() - began)
+                print(
+                    f"step {step}/{steps} loss {np.mean(losses[-25:]):.3f} "
+                    f"({rate:.2f} steps/s, eta {(steps - step) / rate / 60:.0f} min)",
+                    flush=True,
+                )
+        rng.shuffle(plan)
+    return steps, losses
+
+
 def export_onnx(model, tokenizer, out: Path) -> None:
     """fp32 ONNX, then int8 dynamic quantisation (per channel) with onnxruntime's tool."""
     import torch
@@ -478,46 +537,9 @@ def main(argv: list[str] | None = None) -> int:
     items = encode(examples, tokenizer)
 
     model = AutoModelForQuestionAnswering.from_pretrained(base)
-    model.train()
-    plan = batches(items, args.batch, rng)
-    steps = max(1, math.ceil(len(plan) * args.epochs))
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warm = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
+    steps, losses = fit(
+        model, items, args.epochs, args.lr, args.batch, args.shared_norm, precision, rng, began
     )
-    step, losses = 0, []
-    while step < steps:
-        for batch in plan:
-            if step >= steps:
-                break
-            ids, types, mask, starts, ends = collate(batch)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    token_type_ids=types,
-                    start_positions=starts,
-                    end_positions=ends,
-                )
-            loss = out.loss + args.shared_norm * shared_norm_loss(
-                out.start_logits, out.end_logits, batch
-            )
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            losses.append(float(loss.detach()))
-            step += 1
-            if step % 25 == 0 or step == steps:
-                rate = step / (time.time() - began)
-                print(
-                    f"step {step}/{steps} loss {np.mean(losses[-25:]):.3f} "
-                    f"({rate:.2f} steps/s, eta {(steps - step) / rate / 60:.0f} min)",
-                    flush=True,
-                )
-        rng.shuffle(plan)
 
     args.out.mkdir(parents=True, exist_ok=True)
     export_onnx(model, tokenizer, args.out)
