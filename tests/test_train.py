@@ -201,4 +201,3 @@ def test_written_news_stories_train_on_their_own_text(tmp_path):
     (none,) = [e for e in examples if e["q"] == "Who chairs the Lima council?"]
     assert none["a"] is None and none["p"] in text
     assert not any(e["q"] == "What did the council vote on?" for e in examples)
-
